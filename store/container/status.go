@@ -1,0 +1,388 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Lifecycle, as in containerd: CREATED (CreatedAt set) -> RUNNING
+// (StartedAt set) -> EXITED (FinishedAt set by the exit handler) -> deleted.
+// A container whose state cannot be recovered at start-up is UNKNOWN until
+// its exit is handled. A process that has died but whose exit is not handled
+// yet still has FinishedAt == 0, so it reports RUNNING: the window the
+// incidents live in.
+
+// statusVersion is bumped when the checkpoint file's shape changes.
+const statusVersion = "v1"
+
+// statusFile is the checkpoint's base name under the container root.
+const statusFile = "status"
+
+// Status is the mutable part of a container. Starting, Removing and Unknown
+// are in-memory flags and are not checkpointed.
+type Status struct {
+	Pid        uint32
+	CreatedAt  int64 // unix nanos
+	StartedAt  int64 // unix nanos
+	FinishedAt int64 // unix nanos
+	ExitCode   int32
+	Reason     string
+	Message    string
+	Starting   bool `json:"-"`
+	Removing   bool `json:"-"`
+	Unknown    bool `json:"-"`
+	// Resources are the limits last applied by UpdateContainerResources.
+	Resources *runtime.ContainerResources
+}
+
+// State derives the CRI state. The order matters: FinishedAt is checked
+// before StartedAt, and nothing but FinishedAt makes a container EXITED.
+func (s Status) State() runtime.ContainerState {
+	switch {
+	case s.Unknown:
+		return runtime.ContainerState_CONTAINER_UNKNOWN
+	case s.FinishedAt != 0:
+		return runtime.ContainerState_CONTAINER_EXITED
+	case s.StartedAt != 0:
+		return runtime.ContainerState_CONTAINER_RUNNING
+	case s.CreatedAt != 0:
+		return runtime.ContainerState_CONTAINER_CREATED
+	default:
+		return runtime.ContainerState_CONTAINER_UNKNOWN
+	}
+}
+
+// statusJSON is the persisted part of Status, with Resources as protojson.
+type statusJSON struct {
+	Pid        uint32
+	CreatedAt  int64
+	StartedAt  int64
+	FinishedAt int64
+	ExitCode   int32
+	Reason     string
+	Message    string
+	Resources  json.RawMessage `json:",omitempty"`
+}
+
+// versionedStatus is the checkpoint file: {"Version":"v1","Pid":...}.
+type versionedStatus struct {
+	Version string
+	statusJSON
+}
+
+// MarshalJSON encodes the persisted fields, Resources through protojson.
+func (s Status) MarshalJSON() ([]byte, error) {
+	j, err := s.toJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote. The in-memory flags are left
+// false, as after a restart.
+func (s *Status) UnmarshalJSON(data []byte) error {
+	var j statusJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	return s.fromJSON(j)
+}
+
+func (s Status) toJSON() (statusJSON, error) {
+	j := statusJSON{
+		Pid:        s.Pid,
+		CreatedAt:  s.CreatedAt,
+		StartedAt:  s.StartedAt,
+		FinishedAt: s.FinishedAt,
+		ExitCode:   s.ExitCode,
+		Reason:     s.Reason,
+		Message:    s.Message,
+	}
+	if s.Resources != nil {
+		r, err := marshalProto(s.Resources)
+		if err != nil {
+			return statusJSON{}, fmt.Errorf("encode resources: %w", err)
+		}
+		j.Resources = r
+	}
+	return j, nil
+}
+
+func (s *Status) fromJSON(j statusJSON) error {
+	*s = Status{
+		Pid:        j.Pid,
+		CreatedAt:  j.CreatedAt,
+		StartedAt:  j.StartedAt,
+		FinishedAt: j.FinishedAt,
+		ExitCode:   j.ExitCode,
+		Reason:     j.Reason,
+		Message:    j.Message,
+	}
+	if len(j.Resources) > 0 && string(j.Resources) != "null" {
+		r := &runtime.ContainerResources{}
+		if err := unmarshalProto(j.Resources, r); err != nil {
+			return fmt.Errorf("decode resources: %w", err)
+		}
+		s.Resources = r
+	}
+	return nil
+}
+
+func encodeStatus(s Status) ([]byte, error) {
+	j, err := s.toJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(versionedStatus{Version: statusVersion, statusJSON: j})
+}
+
+func decodeStatus(data []byte) (Status, error) {
+	var v versionedStatus
+	if err := json.Unmarshal(data, &v); err != nil {
+		return Status{}, err
+	}
+	if v.Version != statusVersion {
+		return Status{}, fmt.Errorf("unsupported version %q", v.Version)
+	}
+	var s Status
+	if err := s.fromJSON(v.statusJSON); err != nil {
+		return Status{}, err
+	}
+	return s, nil
+}
+
+// deepCopyOf copies s so that the caller can keep or change the result
+// without touching the stored status (Resources is a pointer).
+func deepCopyOf(s Status) Status {
+	c := s
+	if s.Resources != nil {
+		c.Resources = proto.Clone(s.Resources).(*runtime.ContainerResources)
+	}
+	return c
+}
+
+// UpdateFunc computes a new status from the current one. Returning an error
+// leaves the status unchanged.
+type UpdateFunc func(Status) (Status, error)
+
+// StatusStorage guards one container's status with one RWMutex.
+type StatusStorage interface {
+	// Get returns a deep copy of the status, under the read lock.
+	Get() Status
+	// UpdateSync applies fn and checkpoints the result to disk (fsync
+	// included), holding the write lock across both.
+	UpdateSync(fn UpdateFunc) error
+	// Update applies fn in memory only, under the write lock.
+	Update(fn UpdateFunc) error
+	// Delete removes the checkpoint. It takes no lock.
+	Delete() error
+}
+
+// LockObserver watches the status lock, for lock-wait instrumentation.
+//
+// StatusStorage methods take no context (as containerd's do), so the
+// observer is not told which CRI operation is asking; it attributes waits
+// by its own means, e.g. by goroutine.
+type LockObserver interface {
+	// Wait is called just before the lock is requested; write tells Lock
+	// from RLock.
+	Wait(id string, write bool) Token
+}
+
+// Token follows one lock acquisition.
+type Token interface {
+	// Acquired is called once the lock is held.
+	Acquired()
+	// Released is called after the lock is released.
+	Released()
+}
+
+// StatusOpt configures StoreStatus.
+type StatusOpt func(*statusOptions)
+
+type statusOptions struct {
+	observer LockObserver
+}
+
+// WithLockObserver reports every status lock acquisition to o.
+func WithLockObserver(o LockObserver) StatusOpt {
+	return func(so *statusOptions) { so.observer = o }
+}
+
+// StoreStatus checkpoints status to <root>/status and returns its storage.
+// root must exist.
+func StoreStatus(root, id string, status Status, opts ...StatusOpt) (StatusStorage, error) {
+	var o statusOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	data, err := encodeStatus(status)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode status: %w", err)
+	}
+	path := filepath.Join(root, statusFile)
+	if err := atomicWriteFile(path, data, 0o600); err != nil {
+		return nil, fmt.Errorf("failed to checkpoint status to %q: %w", path, err)
+	}
+	return &statusStorage{path: path, id: id, observer: o.observer, status: deepCopyOf(status)}, nil
+}
+
+// LoadStatus reads the checkpoint under root, as at start-up recovery.
+func LoadStatus(root, id string) (Status, error) {
+	path := filepath.Join(root, statusFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Status{}, fmt.Errorf("failed to read status from %q: %w", path, err)
+	}
+	s, err := decodeStatus(data)
+	if err != nil {
+		return Status{}, fmt.Errorf("failed to decode status %q: %w", path, err)
+	}
+	return s, nil
+}
+
+// statusStorage embeds its lock, as containerd's does: the lock guards
+// status and nothing else, and callers only ever see the interface.
+type statusStorage struct {
+	sync.RWMutex
+	path     string
+	id       string
+	observer LockObserver // nil when not instrumented
+	status   Status
+}
+
+// acquire takes the lock, telling the observer if there is one.
+func (s *statusStorage) acquire(write bool) Token {
+	var t Token
+	if s.observer != nil {
+		t = s.observer.Wait(s.id, write)
+	}
+	if write {
+		s.Lock()
+	} else {
+		s.RLock()
+	}
+	if t != nil {
+		t.Acquired()
+	}
+	return t
+}
+
+func (s *statusStorage) release(write bool, t Token) {
+	if write {
+		s.Unlock()
+	} else {
+		s.RUnlock()
+	}
+	if t != nil {
+		t.Released()
+	}
+}
+
+func (s *statusStorage) Get() Status {
+	t := s.acquire(false)
+	defer s.release(false, t)
+	return deepCopyOf(s.status)
+}
+
+// UpdateSync holds the write lock across fn and the fsync'd write, exactly
+// as containerd does. Go's RWMutex blocks new readers while a writer holds
+// or waits for the lock, so a slow fn or a slow disk stalls every Get
+// (ListContainers, ContainerStatus) on this container.
+func (s *statusStorage) UpdateSync(fn UpdateFunc) error {
+	t := s.acquire(true)
+	defer s.release(true, t)
+	// fn gets a copy so that an error leaves nothing half-changed.
+	newStatus, err := fn(deepCopyOf(s.status))
+	if err != nil {
+		return err
+	}
+	data, err := encodeStatus(newStatus)
+	if err != nil {
+		return fmt.Errorf("failed to encode status: %w", err)
+	}
+	if err := atomicWriteFile(s.path, data, 0o600); err != nil {
+		return fmt.Errorf("failed to checkpoint status to %q: %w", s.path, err)
+	}
+	s.status = newStatus
+	return nil
+}
+
+func (s *statusStorage) Update(fn UpdateFunc) error {
+	t := s.acquire(true)
+	defer s.release(true, t)
+	newStatus, err := fn(deepCopyOf(s.status))
+	if err != nil {
+		return err
+	}
+	s.status = newStatus
+	return nil
+}
+
+// Delete removes the checkpoint without the lock, as containerd does: the
+// container is already being removed, so no one should be updating it.
+// The file is first renamed to a sibling of its directory
+// (<root>.del-status) so that a crash mid-delete leaves no half-deleted
+// checkpoint to load. The container root is then removed if nothing else
+// is left in it.
+func (s *statusStorage) Delete() error {
+	dir := filepath.Dir(s.path)
+	temp := dir + ".del-" + filepath.Base(s.path)
+	if err := os.Rename(s.path, temp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete status of container %q: %w", s.id, err)
+	}
+	if err := os.RemoveAll(temp); err != nil {
+		return fmt.Errorf("delete status of container %q: %w", s.id, err)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) &&
+		!errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+		return fmt.Errorf("delete root of container %q: %w", s.id, err)
+	}
+	return nil
+}
+
+// atomicWriteFile writes data to path through a temp file in the same
+// directory: create, chmod, write, fsync, close, rename (as containerd's
+// continuity.AtomicWriteFile; no directory fsync). The fsync is real on
+// purpose: under I/O pressure it is the slow step, and it runs under the
+// status write lock.
+func atomicWriteFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
