@@ -1,0 +1,332 @@
+// Package configs reads fakecontainerd's configuration.
+//
+// The file has the shape of a containerd 1.x config.toml (version = 2) so that
+// users can start fakecontainerd with their node's own config: the keys the
+// fake models are read with containerd's names, every other key is accepted
+// and reported (see Report), and the fake's own knobs live in a plugin table,
+// [plugins."io.fakecontainerd.v1"], that containerd would itself ignore.
+package configs
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// defaultTOML is the documented default configuration. It is the single
+// source of the default values, so the file users read and the values the
+// program uses cannot drift apart.
+//
+//go:embed default.toml
+var defaultTOML []byte
+
+// Config is the whole configuration file. The TOML keys are containerd's
+// own; the JSON names repeat them so the config reported by CRI Status
+// (verbose) reads like the file.
+type Config struct {
+	// Version is the config schema version; only 2 (containerd 1.x) is
+	// supported.
+	Version int `toml:"version" json:"version"`
+	// Root holds persistent state.
+	Root string `toml:"root" json:"root"`
+	// State holds state that does not survive a reboot.
+	State   string        `toml:"state" json:"state"`
+	GRPC    GRPCConfig    `toml:"grpc" json:"grpc"`
+	Debug   DebugConfig   `toml:"debug" json:"debug"`
+	Metrics MetricsConfig `toml:"metrics" json:"metrics"`
+	Plugins PluginsConfig `toml:"plugins" json:"plugins"`
+}
+
+// GRPCConfig is containerd's [grpc] table.
+type GRPCConfig struct {
+	// Address is the absolute path of the CRI unix socket.
+	Address string `toml:"address" json:"address"`
+	// UID and GID own the socket file.
+	UID int `toml:"uid" json:"uid"`
+	GID int `toml:"gid" json:"gid"`
+}
+
+// DebugConfig is containerd's [debug] table.
+type DebugConfig struct {
+	// Address serves pprof/expvar; "" disables it.
+	Address string `toml:"address" json:"address"`
+	// Level is a logrus level name.
+	Level string `toml:"level" json:"level"`
+}
+
+// MetricsConfig is containerd's [metrics] table.
+type MetricsConfig struct {
+	// Address serves Prometheus metrics; "" disables them.
+	Address string `toml:"address" json:"address"`
+	// GRPCHistogram enables gRPC handling-time histograms.
+	GRPCHistogram bool `toml:"grpc_histogram" json:"grpc_histogram"`
+}
+
+// PluginsConfig holds the plugin tables fakecontainerd models, keyed by
+// containerd's plugin IDs.
+type PluginsConfig struct {
+	CRI     CRIConfig     `toml:"io.containerd.grpc.v1.cri" json:"io.containerd.grpc.v1.cri"`
+	Overlay OverlayConfig `toml:"io.containerd.snapshotter.v1.overlayfs" json:"io.containerd.snapshotter.v1.overlayfs"`
+	Fake    FakeConfig    `toml:"io.fakecontainerd.v1" json:"io.fakecontainerd.v1"`
+}
+
+// CRIConfig is the part of containerd 1.x's CRI plugin config the fake uses.
+type CRIConfig struct {
+	SandboxImage string           `toml:"sandbox_image" json:"sandbox_image"`
+	Containerd   ContainerdConfig `toml:"containerd" json:"containerd"`
+}
+
+// ContainerdConfig is the CRI plugin's [...cri.containerd] table.
+type ContainerdConfig struct {
+	Snapshotter        string `toml:"snapshotter" json:"snapshotter"`
+	DefaultRuntimeName string `toml:"default_runtime_name" json:"default_runtime_name"`
+	// Runtimes is keyed by runtime handler name.
+	Runtimes map[string]RuntimeConfig `toml:"runtimes" json:"runtimes"`
+}
+
+// RuntimeConfig is one [...cri.containerd.runtimes.<name>] table.
+type RuntimeConfig struct {
+	RuntimeType string      `toml:"runtime_type" json:"runtime_type"`
+	Options     RuncOptions `toml:"options" json:"options"`
+}
+
+// RuncOptions are the runc shim options the fake models. The keys are
+// CamelCase because containerd decodes them into runc's own options type.
+type RuncOptions struct {
+	SystemdCgroup bool   `toml:"SystemdCgroup" json:"SystemdCgroup"`
+	BinaryName    string `toml:"BinaryName" json:"BinaryName"`
+}
+
+// OverlayConfig is the overlayfs snapshotter plugin's table.
+type OverlayConfig struct {
+	// MountOptions are added to every container rootfs overlay mount.
+	MountOptions []string `toml:"mount_options" json:"mount_options"`
+}
+
+// FakeConfig holds the fake's own knobs; default.toml documents each one.
+type FakeConfig struct {
+	// ShimMode is ShimModeInProcess or ShimModeProcess.
+	ShimMode string `toml:"shim_mode" json:"shim_mode"`
+	// TimeScale is wall-clock seconds per scenario second.
+	TimeScale float64 `toml:"time_scale" json:"time_scale"`
+	// RootfsWriteRate is bytes per second a running container dirties.
+	RootfsWriteRate ByteSize `toml:"rootfs_write_rate" json:"rootfs_write_rate"`
+	// DirtyLimit caps a container's dirty bytes.
+	DirtyLimit ByteSize `toml:"dirty_limit" json:"dirty_limit"`
+	// DiskThroughput is bytes per second synced at unmount.
+	DiskThroughput ByteSize `toml:"disk_throughput" json:"disk_throughput"`
+	// PodCIDR is the IPv4 range pod IPs come from.
+	PodCIDR string `toml:"pod_cidr" json:"pod_cidr"`
+	// ExecSync is the canned ExecSync result.
+	ExecSync ExecSyncConfig `toml:"exec_sync" json:"exec_sync"`
+	// LogLines are written to a container's log at start.
+	LogLines []string `toml:"log_lines" json:"log_lines"`
+	// StopGrace is how long a fake process takes to exit after SIGTERM.
+	StopGrace Duration `toml:"stop_grace" json:"stop_grace"`
+}
+
+// ExecSyncConfig is the canned result of every ExecSync call.
+type ExecSyncConfig struct {
+	Stdout   string `toml:"stdout" json:"stdout"`
+	Stderr   string `toml:"stderr" json:"stderr"`
+	ExitCode int32  `toml:"exit_code" json:"exit_code"`
+}
+
+// Shim modes.
+const (
+	// ShimModeInProcess runs one ttrpc shim server per sandbox inside the
+	// server process.
+	ShimModeInProcess = "inprocess"
+	// ShimModeProcess runs every shim as a separate `fakecontainerd shim`
+	// process, as containerd does.
+	ShimModeProcess = "process"
+)
+
+// Report describes what Load saw but did not use.
+type Report struct {
+	// Undecoded lists, in file order, the keys of the file that
+	// fakecontainerd does not model, as dotted TOML keys such as
+	// plugins."io.containerd.grpc.v1.cri".cni.bin_dir. A table is listed only
+	// when none of its keys are, so an unmodelled table with keys yields just
+	// its keys. They are not errors: a node's containerd config has many.
+	Undecoded []string
+}
+
+// DefaultTOML returns the documented default configuration file. It returns
+// a copy so callers cannot alter the defaults.
+func DefaultTOML() []byte {
+	return slices.Clone(defaultTOML)
+}
+
+// Default returns the default configuration.
+func Default() (*Config, error) {
+	var cfg Config
+	md, err := toml.Decode(string(defaultTOML), &cfg)
+	if err != nil {
+		return nil, fmt.Errorf("config: embedded default.toml: %w", err)
+	}
+	// A key in default.toml that no field takes would be documented yet
+	// ignored; fail loudly rather than ship such a default.
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("config: embedded default.toml: %s: key is not modelled", und[0])
+	}
+	return &cfg, nil
+}
+
+// Load reads the config file at path on top of the defaults, so the file
+// needs only the keys it changes, and validates the result.
+//
+// Keys fakecontainerd does not model are not errors; they are listed in the
+// Report. A modelled key with a value of the wrong type is an error naming
+// the key. On a read or decode error the config is nil. When only validation
+// fails, the decoded config is returned along with the error, so a caller
+// that overrides fields from flags can fix them and call Validate again.
+func Load(path string) (*Config, Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, rep, err := decode(data)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if errs := cfg.validate(); len(errs) > 0 {
+		return cfg, rep, joinPrefixed(errs, "config: "+path+": ")
+	}
+	return cfg, rep, nil
+}
+
+// decode reads data on top of the defaults.
+func decode(data []byte) (*Config, Report, error) {
+	cfg, err := Default()
+	if err != nil {
+		return nil, Report{}, err
+	}
+	// Remember the default runtimes: the TOML decoder builds every map entry
+	// it decodes from a zero value, so they are needed to restore defaults
+	// inside an entry the file names (see restoreRuntimeDefaults).
+	defaultRuntimes := cfg.Plugins.CRI.Containerd.Runtimes
+
+	// The decoder reuses a non-nil map and adds the file's entries to it;
+	// give it a fresh one so defaultRuntimes stays untouched.
+	cfg.Plugins.CRI.Containerd.Runtimes = make(map[string]RuntimeConfig, len(defaultRuntimes))
+	for name, rt := range defaultRuntimes {
+		cfg.Plugins.CRI.Containerd.Runtimes[name] = rt
+	}
+
+	md, err := toml.Decode(string(data), cfg)
+	if err != nil {
+		return nil, Report{}, err
+	}
+	// A file without a version key keeps the default 2, which is right for a
+	// partial fakecontainerd file but wrong for a containerd version 1 file,
+	// whose CRI table was plugins.cri. Catch that shape rather than silently
+	// ignore the whole CRI table.
+	if !md.IsDefined("version") && md.IsDefined("plugins", "cri") {
+		return nil, Report{}, fmt.Errorf(`version: not set and the file has a [plugins.cri] table, so it is a version 1 containerd config; only version 2 is supported`)
+	}
+	if err := restoreRuntimeDefaults(data, cfg, defaultRuntimes); err != nil {
+		return nil, Report{}, err
+	}
+	normalize(cfg)
+	return cfg, Report{Undecoded: undecodedLeaves(md.Undecoded())}, nil
+}
+
+// runtimeTables captures each [...cri.containerd.runtimes.<name>] table of a
+// file undecoded, so it can be decoded a second time on top of the default
+// entry of the same name. The key matching is the decoder's own, so this sees
+// exactly the tables the main decode saw.
+type runtimeTables struct {
+	Plugins struct {
+		CRI struct {
+			Containerd struct {
+				Runtimes map[string]toml.Primitive `toml:"runtimes"`
+			} `toml:"containerd"`
+		} `toml:"io.containerd.grpc.v1.cri"`
+	} `toml:"plugins"`
+}
+
+// restoreRuntimeDefaults makes a runtime entry the file only partly sets (say
+// just options.SystemdCgroup for runc) keep the default values of the keys
+// it leaves out, as every other table does.
+func restoreRuntimeDefaults(data []byte, cfg *Config, defaults map[string]RuntimeConfig) error {
+	var tables runtimeTables
+	md, err := toml.Decode(string(data), &tables)
+	if err != nil {
+		return err
+	}
+	for name, prim := range tables.Plugins.CRI.Containerd.Runtimes {
+		rt, ok := defaults[name]
+		if !ok {
+			continue
+		}
+		if err := md.PrimitiveDecode(prim, &rt); err != nil {
+			return err
+		}
+		cfg.Plugins.CRI.Containerd.Runtimes[name] = rt
+	}
+	return nil
+}
+
+// normalize turns values containerd accepts into the one spelling the rest of
+// fakecontainerd can rely on.
+func normalize(cfg *Config) {
+	// containerd's own `containerd config default` writes level = "" and
+	// then logs at info; logrus parses level names case-insensitively.
+	cfg.Debug.Level = strings.ToLower(cfg.Debug.Level)
+	if cfg.Debug.Level == "" {
+		cfg.Debug.Level = "info"
+	}
+}
+
+// undecodedLeaves turns the decoder's undecoded keys into strings, dropping a
+// table when any key under it is also listed: the keys say all the table
+// name would, and a node config would otherwise list every table twice.
+func undecodedLeaves(keys []toml.Key) []string {
+	parents := make(map[string]bool)
+	for _, k := range keys {
+		for i := 1; i < len(k); i++ {
+			parents[k[:i].String()] = true
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		if s := k.String(); !parents[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// MountOptions returns the overlay mount options for container rootfs mounts.
+func (c *Config) MountOptions() []string {
+	return c.Plugins.Overlay.MountOptions
+}
+
+// Volatile reports whether rootfs overlay mounts are volatile, in which case
+// an unmount does not sync dirty pages. Both spellings count: "volatile" is
+// what users configure and "fsync=volatile" is how kernels >= 6.12.80 report
+// it back (containerd accepts both since PR #13256).
+func (c *Config) Volatile() bool {
+	for _, o := range c.Plugins.Overlay.MountOptions {
+		if o == "volatile" || o == "fsync=volatile" {
+			return true
+		}
+	}
+	return false
+}
+
+// JSON returns the effective configuration as indented JSON, the form CRI
+// Status returns in its verbose info.
+func (c *Config) JSON() ([]byte, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("config: encoding JSON: %w", err)
+	}
+	return b, nil
+}
