@@ -1,0 +1,103 @@
+package shim
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/fakecontainerd/fakecontainerd/configs"
+)
+
+// Annotations a user puts on a container config to script its fake process.
+// They reach the shim the way every CRI annotation does in containerd: copied
+// into the OCI spec's annotations in the bundle's config.json.
+const (
+	// AnnotationExitAfter makes the process exit by itself this long after
+	// start (a Go duration, e.g. "30s").
+	AnnotationExitAfter = "fakecontainerd.io/exit-after"
+	// AnnotationExitCode is the exit code used with exit-after (default 0).
+	AnnotationExitCode = "fakecontainerd.io/exit-code"
+	// AnnotationStopGrace is how long the process takes to exit after
+	// SIGTERM (a duration, or "never" to ignore SIGTERM like a PID 1 with no
+	// handler). SIGKILL always stops it at once.
+	AnnotationStopGrace = "fakecontainerd.io/stop-grace"
+	// AnnotationWriteRate overrides the disk model's write rate (e.g. "5MiB").
+	AnnotationWriteRate = "fakecontainerd.io/write-rate"
+	// AnnotationDirtyBytes starts the rootfs with this many dirty bytes.
+	AnnotationDirtyBytes = "fakecontainerd.io/dirty-bytes"
+	// AnnotationDiskThroughput overrides the sync throughput at unmount.
+	AnnotationDiskThroughput = "fakecontainerd.io/disk-throughput"
+	// AnnotationDirtyLimit overrides the dirty-bytes cap.
+	AnnotationDirtyLimit = "fakecontainerd.io/dirty-limit"
+)
+
+// Behaviour is what a fake process does, from the shim's defaults and the
+// container's annotations.
+type Behaviour struct {
+	ExitAfter    time.Duration `json:"exit_after"` // 0: runs until killed
+	ExitCode     uint32        `json:"exit_code"`
+	StopGrace    time.Duration `json:"stop_grace"`
+	IgnoreTerm   bool          `json:"ignore_term"`
+	Disk         DiskModel     `json:"disk"`
+	InitialDirty int64         `json:"initial_dirty"`
+}
+
+// Defaults are the shim-wide defaults that annotations override.
+type Defaults struct {
+	Disk       DiskModel
+	StopGrace  time.Duration
+	IgnoreTerm bool
+}
+
+// ParseBehaviour reads the fakecontainerd.io/ annotations. An invalid value
+// is an error naming the annotation, so CreateContainer can refuse it with
+// InvalidArgument before anything is created.
+func ParseBehaviour(annotations map[string]string, d Defaults) (Behaviour, error) {
+	b := Behaviour{Disk: d.Disk, StopGrace: d.StopGrace, IgnoreTerm: d.IgnoreTerm}
+	if v, ok := annotations[AnnotationExitAfter]; ok {
+		dur, err := time.ParseDuration(v)
+		if err != nil || dur < 0 {
+			return b, fmt.Errorf("annotation %s: %q is not a non-negative duration", AnnotationExitAfter, v)
+		}
+		b.ExitAfter = dur
+	}
+	if v, ok := annotations[AnnotationExitCode]; ok {
+		code, err := strconv.ParseUint(v, 10, 8)
+		if err != nil {
+			return b, fmt.Errorf("annotation %s: %q is not an exit code in 0..255", AnnotationExitCode, v)
+		}
+		b.ExitCode = uint32(code)
+	}
+	if v, ok := annotations[AnnotationStopGrace]; ok {
+		if v == "never" {
+			b.IgnoreTerm = true
+		} else {
+			dur, err := time.ParseDuration(v)
+			if err != nil || dur < 0 {
+				return b, fmt.Errorf("annotation %s: %q is not a non-negative duration or \"never\"", AnnotationStopGrace, v)
+			}
+			b.StopGrace, b.IgnoreTerm = dur, false
+		}
+	}
+	sizes := []struct {
+		key string
+		dst *int64
+	}{
+		{AnnotationWriteRate, &b.Disk.WriteRate},
+		{AnnotationDirtyBytes, &b.InitialDirty},
+		{AnnotationDiskThroughput, &b.Disk.Throughput},
+		{AnnotationDirtyLimit, &b.Disk.DirtyLimit},
+	}
+	for _, s := range sizes {
+		v, ok := annotations[s.key]
+		if !ok {
+			continue
+		}
+		var bs configs.ByteSize
+		if err := bs.UnmarshalText([]byte(v)); err != nil {
+			return b, fmt.Errorf("annotation %s: %w", s.key, err)
+		}
+		*s.dst = bs.Bytes()
+	}
+	return b, nil
+}

@@ -1,0 +1,272 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+)
+
+// processStatus is the runc init process state machine:
+// created -> running -> stopped -> deleted (created -> stopped on kill).
+type processStatus string
+
+const (
+	statusCreated processStatus = "created"
+	statusRunning processStatus = "running"
+	statusStopped processStatus = "stopped"
+	statusDeleted processStatus = "deleted"
+)
+
+// Init is a container's fake init process, the counterpart of runc-shim's
+// process.Init. Its mu is the lock at the centre of incident 1: Delete holds
+// it across the rootfs unmount, and Update, State, Kill and the exit
+// handling all take it, so they wait behind a slow unmount exactly as in
+// containerd-shim-runc-v2. Wait does not take it.
+type Init struct {
+	mu sync.Mutex
+
+	// Immutable after creation.
+	id        string
+	bundle    string
+	pid       uint32
+	behaviour Behaviour
+	clock     clock.Clock
+	log       *logrus.Entry
+	// exited is called (outside mu) when the process has exited, to publish
+	// TaskExit; it is the reaper's processExits in the real shim.
+	exited func(p *Init)
+
+	// Guarded by mu.
+	status     processStatus
+	exitStatus uint32
+	exitedAt   time.Time
+	startedAt  time.Time
+	resources  json.RawMessage
+	rootfs     *Rootfs
+	exitTimer  *time.Timer
+	persist    func(*Init) error
+
+	waitBlock chan struct{} // closed on exit; Wait needs no lock
+	waitOnce  sync.Once
+
+	// view is a copy of the state for readers that, like runc-shim's
+	// cgroup-based Stats, must not wait on mu.
+	view atomic.Pointer[processView]
+}
+
+type processView struct {
+	status    processStatus
+	startedAt time.Time
+	exitedAt  time.Time
+	rootfs    Rootfs
+}
+
+func (p *Init) publishViewLocked() {
+	p.view.Store(&processView{status: p.status, startedAt: p.startedAt, exitedAt: p.exitedAt, rootfs: *p.rootfs})
+}
+
+// Status is the process state as State reports it, read under mu.
+func (p *Init) Status(ctx context.Context) (processStatus, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status, nil
+}
+
+func (p *Init) state() *stateSnapshot {
+	return &stateSnapshot{
+		status: p.status, pid: p.pid, exitStatus: p.exitStatus, exitedAt: p.exitedAt,
+	}
+}
+
+type stateSnapshot struct {
+	status     processStatus
+	pid        uint32
+	exitStatus uint32
+	exitedAt   time.Time
+}
+
+func (s *stateSnapshot) taskStatus() task.Status {
+	switch s.status {
+	case statusCreated:
+		return task.Status_CREATED
+	case statusRunning:
+		return task.Status_RUNNING
+	case statusStopped, statusDeleted:
+		return task.Status_STOPPED
+	}
+	return task.Status_UNKNOWN
+}
+
+// State takes mu, as runc-shim's Init.Status does.
+func (p *Init) State() *stateSnapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state()
+}
+
+// Start moves a created process to running and arms its scripted exit.
+func (p *Init) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.status {
+	case statusCreated:
+	case statusRunning:
+		return status.Errorf(codes.FailedPrecondition, "cannot start a running process")
+	case statusStopped:
+		return status.Errorf(codes.FailedPrecondition, "cannot start a stopped process")
+	default:
+		return status.Errorf(codes.NotFound, "cannot start a deleted process")
+	}
+	now := p.clock.Now()
+	p.status, p.startedAt = statusRunning, now
+	p.rootfs.startWriting(now)
+	p.armExitLocked(now)
+	return p.persistLocked()
+}
+
+// armExitLocked schedules the scripted exit (exit-after), counted from the
+// start time so a restored process keeps its schedule.
+func (p *Init) armExitLocked(now time.Time) {
+	if p.behaviour.ExitAfter <= 0 || p.status != statusRunning {
+		return
+	}
+	left := p.behaviour.ExitAfter - now.Sub(p.startedAt)
+	p.scheduleExitLocked(left, p.behaviour.ExitCode)
+}
+
+func (p *Init) scheduleExitLocked(after time.Duration, code uint32) {
+	if p.exitTimer != nil {
+		p.exitTimer.Stop()
+	}
+	if after <= 0 {
+		// Exit processing takes mu, so it must not run on this goroutine.
+		go p.setExited(code)
+		return
+	}
+	p.exitTimer = time.AfterFunc(p.clock.Wall(after), func() { p.setExited(code) })
+}
+
+// Kill delivers a signal. SIGKILL ends the process at once; SIGTERM after the
+// stop grace, unless the process ignores it. The exit itself is processed
+// asynchronously, as the reaper does after runc kill returns.
+func (p *Init) Kill(ctx context.Context, signal uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.status {
+	case statusStopped, statusDeleted:
+		return status.Errorf(codes.NotFound, "process already finished")
+	}
+	switch syscall.Signal(signal) {
+	case syscall.SIGKILL:
+		p.scheduleExitLocked(0, 128+uint32(syscall.SIGKILL))
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+		if p.behaviour.IgnoreTerm && p.status == statusRunning {
+			return nil
+		}
+		p.scheduleExitLocked(p.behaviour.StopGrace, 128+signal)
+	default:
+		// Other signals are delivered and ignored by the fake process.
+	}
+	return nil
+}
+
+// setExited is the shim's exit processing: it takes mu (as Init.SetExited
+// does), records the exit and then publishes TaskExit outside the lock.
+func (p *Init) setExited(code uint32) {
+	p.mu.Lock()
+	if p.status != statusRunning && p.status != statusCreated {
+		p.mu.Unlock()
+		return
+	}
+	now := p.clock.Now()
+	p.status, p.exitStatus, p.exitedAt = statusStopped, code, now
+	p.rootfs.stopWriting(now)
+	if p.exitTimer != nil {
+		p.exitTimer.Stop()
+		p.exitTimer = nil
+	}
+	if err := p.persistLocked(); err != nil {
+		p.log.WithError(err).Warn("failed to persist process exit")
+	}
+	p.waitOnce.Do(func() { close(p.waitBlock) })
+	p.mu.Unlock()
+	p.exited(p)
+}
+
+// Wait blocks until the process exits, without taking mu.
+func (p *Init) Wait(ctx context.Context) (uint32, time.Time, error) {
+	select {
+	case <-p.waitBlock:
+	case <-ctx.Done():
+		return 0, time.Time{}, ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitStatus, p.exitedAt, nil
+}
+
+// Delete holds mu across runc delete and the rootfs unmount, as
+// process.Init.Delete does. The unmount ignores ctx, like umount2: the
+// caller's deadline can end the call but not the work or the lock.
+// lifetime ends the sleep only when the shim itself goes away.
+func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.status {
+	case statusRunning:
+		return nil, 0, status.Errorf(codes.FailedPrecondition, "cannot delete a running process")
+	case statusDeleted:
+		return nil, 0, status.Errorf(codes.NotFound, "cannot delete a deleted process")
+	}
+	cost := p.rootfs.UnmountCost(p.clock.Now())
+	start := p.clock.Now()
+	logger := p.log.WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
+	logger.Debug("unmounting rootfs")
+	_ = p.clock.Sleep(lifetime, cost)
+	took := p.clock.Since(start)
+	logger.WithField("cost", took).Debug("rootfs unmounted")
+	if p.status == statusCreated {
+		// Deleting a created container kills its waiting init.
+		p.exitStatus, p.exitedAt = 128+uint32(syscall.SIGKILL), p.clock.Now()
+		p.waitOnce.Do(func() { close(p.waitBlock) })
+	}
+	p.status = statusDeleted
+	p.rootfs.DirtyBase, p.rootfs.WritingSince = 0, time.Time{}
+	p.publishViewLocked()
+	return p.state(), took, nil
+}
+
+// Update applies new resources. It waits for mu, so an Update that arrives
+// while Delete is unmounting waits for the unmount, then fails because the
+// process is deleted: the "cannot update a deleted process" of the field logs
+// (a plain error, not NotFound, so containerd surfaces it).
+func (p *Init) Update(ctx context.Context, resources json.RawMessage) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.status {
+	case statusStopped:
+		return status.Errorf(codes.Unknown, "cannot update a stopped container")
+	case statusDeleted:
+		return status.Errorf(codes.Unknown, "cannot update a deleted process")
+	}
+	p.resources = resources
+	return p.persistLocked()
+}
+
+func (p *Init) persistLocked() error {
+	p.publishViewLocked()
+	if p.persist == nil || p.status == statusDeleted {
+		return nil
+	}
+	return p.persist(p)
+}
