@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/sirupsen/logrus"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/shim"
+	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
+	"github.com/fakecontainerd/fakecontainerd/store/metadata"
+	sandboxstore "github.com/fakecontainerd/fakecontainerd/store/sandbox"
+)
+
+// recover rebuilds the in-memory stores from what a previous run left: the
+// metadata database, each container's status checkpoint and the shims'
+// tasks, as containerd's restart.go does.
+func (c *criService) recover(ctx context.Context) error {
+	if err := c.loadImages(ctx); err != nil {
+		return fmt.Errorf("failed to load images: %w", err)
+	}
+	tasks, err := c.shims.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to load tasks: %w", err)
+	}
+	byID := make(map[string]*shim.Task, len(tasks))
+	for _, t := range tasks {
+		byID[t.ID()] = t
+	}
+	sandboxes, err := c.db.ListSandboxes(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to list sandboxes: %w", err)
+	}
+	for _, rec := range sandboxes {
+		sb, err := c.loadSandbox(ctx, rec, byID[rec.ID])
+		if err != nil {
+			c.log.WithError(err).WithField("sandbox", rec.ID).Error("failed to load sandbox")
+			continue
+		}
+		if err := c.sandboxStore.Add(sb); err != nil {
+			return fmt.Errorf("failed to add sandbox %q to store: %w", rec.ID, err)
+		}
+		if err := c.sandboxNames.reserve(sb.Name, sb.ID); err != nil {
+			return fmt.Errorf("failed to reserve sandbox name %q: %w", sb.Name, err)
+		}
+	}
+	containers, err := c.db.ListContainers(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to list containers: %w", err)
+	}
+	for _, rec := range containers {
+		cntr, err := c.loadContainer(ctx, rec, byID[rec.ID])
+		if err != nil {
+			c.log.WithError(err).WithField("id", rec.ID).Error("failed to load container")
+			continue
+		}
+		if err := c.containerStore.Add(cntr); err != nil {
+			return fmt.Errorf("failed to add container %q to store: %w", rec.ID, err)
+		}
+		if err := c.containerNames.reserve(cntr.Name, cntr.ID); err != nil {
+			return fmt.Errorf("failed to reserve container name %q: %w", cntr.Name, err)
+		}
+	}
+	c.log.WithFields(logrus.Fields{"sandboxes": len(sandboxes), "containers": len(containers), "tasks": len(tasks)}).Info("recovered state")
+	return nil
+}
+
+func (c *criService) loadSandbox(ctx context.Context, rec metadata.Sandbox, t *shim.Task) (sandboxstore.Sandbox, error) {
+	var md sandboxstore.Metadata
+	if err := json.Unmarshal(rec.Extensions[sandboxMetadataExtension], &md); err != nil {
+		return sandboxstore.Sandbox{}, fmt.Errorf("failed to decode sandbox metadata: %w", err)
+	}
+	status := sandboxstore.Status{CreatedAt: rec.CreatedAt, State: sandboxstore.StateNotReady}
+	if t != nil {
+		st, err := t.Status(ctx)
+		if err == nil && st.Status == task.Status_RUNNING {
+			status.State, status.Pid = sandboxstore.StateReady, st.Pid
+		}
+	}
+	sb := sandboxstore.NewSandbox(md, status)
+	if status.State == sandboxstore.StateReady {
+		if md.IP != "" {
+			c.ips.reserve(md.IP)
+		}
+		exitCh, err := t.Wait(c.eventMonitor.ctx)
+		if err != nil {
+			return sb, fmt.Errorf("failed to wait for sandbox task: %w", err)
+		}
+		c.eventMonitor.startSandboxExitMonitor(sb.ID, status.Pid, exitCh)
+	} else {
+		sb.Stop()
+	}
+	return sb, nil
+}
+
+// loadContainer reconciles a container's checkpointed status with its task,
+// as containerd's loadContainer: a running task is watched again; a task
+// that stopped while we were down has its exit handled now; a container
+// that was running but has no task any more exited with an unknown code.
+func (c *criService) loadContainer(ctx context.Context, rec metadata.Container, t *shim.Task) (containerstore.Container, error) {
+	var md containerstore.Metadata
+	if err := json.Unmarshal(rec.Extensions[containerMetadataExtension], &md); err != nil {
+		return containerstore.Container{}, fmt.Errorf("failed to decode container metadata: %w", err)
+	}
+	rootDir := c.containerRootDir(md.ID)
+	status, err := containerstore.LoadStatus(rootDir, md.ID)
+	if err != nil {
+		c.log.WithError(err).WithField("id", md.ID).Warn("failed to load container status, marking it unknown")
+		status = containerstore.Status{CreatedAt: rec.CreatedAt.UnixNano(), Unknown: true}
+	}
+	var exitCh <-chan shim.ExitStatus
+	switch {
+	case t != nil && (status.State() == runtime.ContainerState_CONTAINER_RUNNING || status.State() == runtime.ContainerState_CONTAINER_CREATED || status.Unknown):
+		st, err := t.Status(ctx)
+		if err != nil {
+			return containerstore.Container{}, fmt.Errorf("failed to get task status: %w", err)
+		}
+		switch st.Status {
+		case task.Status_RUNNING, task.Status_CREATED:
+			if status.StartedAt == 0 && st.Status == task.Status_RUNNING {
+				status.StartedAt = c.clock.Now().UnixNano()
+			}
+			status.Pid = st.Pid
+			if exitCh, err = t.Wait(c.eventMonitor.ctx); err != nil {
+				return containerstore.Container{}, fmt.Errorf("failed to wait for task: %w", err)
+			}
+		case task.Status_STOPPED:
+			// It exited while we were down: delete the task and record it.
+			if _, err := t.Delete(ctx); err != nil && !isNotFound(err) {
+				c.log.WithError(err).WithField("id", md.ID).Warn("failed to delete stopped task on load")
+			}
+			status.Pid, status.FinishedAt, status.ExitCode = 0, st.ExitedAt.UnixNano(), int32(st.ExitStatus)
+			status.Unknown = false
+		default:
+			status.Unknown = true
+		}
+	case t == nil && status.State() == runtime.ContainerState_CONTAINER_RUNNING:
+		status.Pid = 0
+		status.FinishedAt = c.clock.Now().UnixNano()
+		status.ExitCode = unknownExitCode
+		status.Reason = unknownExitReason
+	}
+	cntr, err := containerstore.NewContainer(md, containerstore.WithStatus(status, rootDir))
+	if err != nil {
+		return containerstore.Container{}, fmt.Errorf("failed to create container object: %w", err)
+	}
+	if exitCh != nil {
+		c.eventMonitor.startContainerExitMonitor(md.ID, status.Pid, exitCh)
+	}
+	return cntr, nil
+}

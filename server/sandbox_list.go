@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ListPodSandbox takes each sandbox's own status lock, never a container's.
+func (c *criService) ListPodSandbox(ctx context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
+	f := r.GetFilter()
+	var idFilter string
+	if f.GetId() != "" {
+		// An id that resolves to no single sandbox matches nothing, as in
+		// containerd's filterCRISandboxes.
+		idFilter = f.GetId()
+		if sb, err := c.sandboxStore.Get(f.GetId()); err == nil {
+			idFilter = sb.ID
+		}
+	}
+	var out []*runtime.PodSandbox
+	for _, sb := range c.sandboxStore.List() {
+		if idFilter != "" && sb.ID != idFilter {
+			continue
+		}
+		status := sb.Status.Get()
+		state := toCRISandboxState(status.State)
+		if f.GetState() != nil && f.GetState().GetState() != state {
+			continue
+		}
+		if !matchLabels(f.GetLabelSelector(), sb.Config.GetLabels()) {
+			continue
+		}
+		out = append(out, &runtime.PodSandbox{
+			Id:             sb.ID,
+			Metadata:       proto.Clone(sb.Config.GetMetadata()).(*runtime.PodSandboxMetadata),
+			State:          state,
+			CreatedAt:      status.CreatedAt.UnixNano(),
+			Labels:         sb.Config.GetLabels(),
+			Annotations:    sb.Config.GetAnnotations(),
+			RuntimeHandler: sb.RuntimeHandler,
+		})
+	}
+	return &runtime.ListPodSandboxResponse{Items: out}, nil
+}

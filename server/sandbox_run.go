@@ -1,0 +1,164 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/sirupsen/logrus"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/shim"
+	"github.com/fakecontainerd/fakecontainerd/store/metadata"
+	sandboxstore "github.com/fakecontainerd/fakecontainerd/store/sandbox"
+)
+
+// RunPodSandbox creates the sandbox record, sets up its (fake) network and
+// starts its pause task in a new shim, the shim every container of the pod
+// will share.
+func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxRequest) (_ *runtime.RunPodSandboxResponse, retErr error) {
+	config := r.GetConfig()
+	if err := validateSandboxConfig(config); err != nil {
+		return nil, err
+	}
+	id := generateID()
+	name := makeSandboxName(config.GetMetadata())
+	log := c.log.WithFields(logrus.Fields{"sandbox": id, "name": name})
+	if err := c.sandboxNames.reserve(name, id); err != nil {
+		return nil, fmt.Errorf("failed to reserve sandbox name %q: %w", name, err)
+	}
+	defer func() {
+		if retErr != nil {
+			c.sandboxNames.release(name)
+		}
+	}()
+	if h := r.GetRuntimeHandler(); h != "" {
+		if _, ok := c.config.Plugins.CRI.Containerd.Runtimes[h]; !ok {
+			return nil, errInvalid("runtime_handler %q: no runtime for it is configured", h)
+		}
+	}
+	img, err := c.ensureImageExists(ctx, c.config.Plugins.CRI.SandboxImage)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get sandbox image %q: %w", c.config.Plugins.CRI.SandboxImage, err)
+	}
+
+	md := sandboxstore.Metadata{ID: id, Name: name, Config: config, RuntimeHandler: r.GetRuntimeHandler()}
+	if !hostNetwork(config) {
+		ip, err := c.ips.allocate()
+		if err != nil {
+			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
+		}
+		defer func() {
+			if retErr != nil {
+				c.ips.release(ip)
+			}
+		}()
+		md.IP = ip
+		md.NetNSPath = "/var/run/netns/cni-" + id[:12]
+	}
+	if err := c.createSandboxRecord(ctx, &md); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			if err := c.db.DeleteSandbox(context.Background(), id); err != nil {
+				log.WithError(err).Error("failed to remove sandbox record after a failed run")
+			}
+		}
+	}()
+	for _, d := range []string{c.sandboxRootDir(id), c.sandboxStateDir(id)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("failed to create sandbox dir %q: %w", d, err)
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(c.sandboxRootDir(id))
+			os.RemoveAll(c.sandboxStateDir(id))
+		}
+	}()
+
+	task, err := c.shims.Create(ctx, shim.CreateOpts{
+		ID: id, Group: id, Spec: c.sandboxSpec(id, config, img), Rootfs: c.rootfsMounts(id),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create containerd task: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			cctx, cancel := c.clock.WithTimeout(context.Background(), deferCleanupTimeout)
+			defer cancel()
+			if _, err := task.Delete(cctx, shim.WithProcessKill); err != nil && !isNotFound(err) {
+				log.WithError(err).Error("failed to delete sandbox task after a failed run")
+			}
+			_ = c.shims.Shutdown(cctx, id)
+		}
+	}()
+	exitCh, err := task.Wait(c.eventMonitor.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("failed to wait for sandbox container task: %w", err)
+	}
+	if err := task.Start(ctx); err != nil {
+		return nil, fmt.Errorf("failed to start sandbox container task %q: %w", id, err)
+	}
+	sb := sandboxstore.NewSandbox(md, sandboxstore.Status{
+		Pid: task.Pid(), CreatedAt: c.clock.Now(), State: sandboxstore.StateReady,
+	})
+	if err := c.sandboxStore.Add(sb); err != nil {
+		return nil, fmt.Errorf("failed to add sandbox %+v into store: %w", sb, err)
+	}
+	c.eventMonitor.startSandboxExitMonitor(id, task.Pid(), exitCh)
+	c.generateAndSendContainerEvent(ctx, id, id, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+func validateSandboxConfig(config *runtime.PodSandboxConfig) error {
+	if config == nil {
+		return errInvalid("sandbox config must not be nil")
+	}
+	m := config.GetMetadata()
+	switch {
+	case m == nil:
+		return errInvalid("sandbox config.metadata must not be nil")
+	case m.Name == "":
+		return errInvalid("sandbox config.metadata.name must not be empty")
+	case m.Namespace == "":
+		return errInvalid("sandbox config.metadata.namespace must not be empty")
+	case m.Uid == "":
+		return errInvalid("sandbox config.metadata.uid must not be empty")
+	}
+	for _, s := range []struct{ field, v string }{
+		{"metadata.name", m.Name}, {"metadata.namespace", m.Namespace}, {"metadata.uid", m.Uid},
+	} {
+		if err := validateNamePart(s.field, s.v); err != nil {
+			return err
+		}
+	}
+	return validateLabelsAndAnnotations(config.GetLabels(), config.GetAnnotations())
+}
+
+func hostNetwork(config *runtime.PodSandboxConfig) bool {
+	return config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtime.NamespaceMode_NODE
+}
+
+// createSandboxRecord persists the sandbox in the metadata database, the
+// CRI metadata riding as an extension as in containerd.
+func (c *criService) createSandboxRecord(ctx context.Context, md *sandboxstore.Metadata) error {
+	data, err := json.Marshal(md)
+	if err != nil {
+		return fmt.Errorf("failed to encode sandbox metadata %q: %w", md.ID, err)
+	}
+	rec := metadata.Sandbox{
+		ID: md.ID, Labels: md.Config.GetLabels(), Runtime: "io.containerd.runc.v2",
+		Extensions: map[string]json.RawMessage{sandboxMetadataExtension: data},
+	}
+	if err := c.db.CreateSandbox(ctx, rec); err != nil {
+		return fmt.Errorf("failed to create sandbox %q: %w", md.ID, err)
+	}
+	return nil
+}
+
+func (c *criService) sandboxStateDir(id string) string {
+	return c.stateDir + "/sandboxes/" + id
+}
