@@ -1,0 +1,38 @@
+// Command fakecontainerd is an instrumented fake containerd: a CRI server a
+// real kubelet or crictl can run pods on, whose locks, shim calls and
+// deadlines mirror containerd's so that its stalls can be reproduced.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fakecontainerd/fakecontainerd/server"
+)
+
+func main() {
+	app := newApp()
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "fakecontainerd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	serve := serveCommand()
+	return &cli.App{
+		Name:    "fakecontainerd",
+		Usage:   "an instrumented fake containerd for reproducing kubelet PLEG stalls",
+		Version: server.Version,
+		// A bare `fakecontainerd` serves, like `containerd`.
+		Flags:    serve.Flags,
+		Action:   serve.Action,
+		Commands: []*cli.Command{serve, configCommand(), shimCommand()},
+		// Unknown flags and bad values are reported by name, and exit 1.
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return fmt.Errorf("%w (see --help)", err)
+		},
+	}
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/server"
+)
+
+// gracefulTimeout is how long SIGTERM lets in-flight calls finish.
+const gracefulTimeout = 10 * time.Second
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve the CRI on a unix socket (the default command)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "containerd-style config.toml; without it the embedded default is used"},
+			&cli.StringFlag{Name: "address", Aliases: []string{"a"}, Usage: "CRI socket path (overrides [grpc] address)"},
+			&cli.StringFlag{Name: "root", Usage: "persistent state directory (overrides root)"},
+			&cli.StringFlag{Name: "state", Usage: "volatile state directory (overrides state)"},
+			&cli.StringFlag{Name: "log-level", Aliases: []string{"l"}, Usage: "trace, debug, info, warn, error (overrides [debug] level)"},
+			&cli.Float64Flag{Name: "time-scale", Usage: "wall seconds per scenario second, e.g. 0.01 (overrides time_scale)"},
+			&cli.StringFlag{Name: "shim-mode", Usage: `"inprocess" or "process" (overrides shim_mode)`},
+		},
+		Action: serve,
+	}
+}
+
+// loadConfig reads the config file (or the embedded default) and applies
+// the flags on top, then validates the result as a whole.
+func loadConfig(c *cli.Context, log *logrus.Logger) (*configs.Config, error) {
+	var (
+		cfg    *configs.Config
+		report configs.Report
+		err    error
+	)
+	if path := c.String("config"); path != "" {
+		cfg, report, err = configs.Load(path)
+	} else {
+		cfg, err = configs.Default()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v := c.String("address"); v != "" {
+		cfg.GRPC.Address = v
+	}
+	if v := c.String("root"); v != "" {
+		cfg.Root = v
+	}
+	if v := c.String("state"); v != "" {
+		cfg.State = v
+	}
+	if v := c.String("log-level"); v != "" {
+		cfg.Debug.Level = v
+	}
+	if c.IsSet("time-scale") {
+		cfg.Plugins.Fake.TimeScale = c.Float64("time-scale")
+	}
+	if v := c.String("shim-mode"); v != "" {
+		cfg.Plugins.Fake.ShimMode = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	level, _ := logrus.ParseLevel(cfg.Debug.Level)
+	log.SetLevel(level)
+	for _, k := range report.Undecoded {
+		log.WithField("key", k).Debug("config key is not modelled by fakecontainerd; ignored")
+	}
+	return cfg, nil
+}
+
+func newLogger() *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano})
+	return log
+}
+
+func serve(c *cli.Context) error {
+	if c.Args().Present() {
+		return fmt.Errorf("unexpected argument %q (see --help)", c.Args().First())
+	}
+	log := newLogger()
+	cfg, err := loadConfig(c, log)
+	if err != nil {
+		return err
+	}
+	clk, err := clock.New(cfg.Plugins.Fake.TimeScale)
+	if err != nil {
+		return fmt.Errorf("config: plugins.\"io.fakecontainerd.v1\".time_scale: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for process-mode shims: %w", err)
+	}
+	entry := logrus.NewEntry(log)
+	srv, err := server.New(c.Context, server.Options{
+		Config: cfg, Clock: clk, Log: entry, Executable: exe,
+		ShimArgs: []string{"shim", "--log-level", cfg.Debug.Level},
+	})
+	if err != nil {
+		return err
+	}
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	errCh := make(chan error, 1)
+	go func() { errCh <- srv.Serve() }()
+	entry.WithFields(logrus.Fields{"address": srv.Address(), "root": cfg.Root, "state": cfg.State, "time_scale": cfg.Plugins.Fake.TimeScale}).
+		Info("fakecontainerd serving the CRI")
+	select {
+	case err := <-errCh:
+		srv.Close()
+		return err
+	case sig := <-signals:
+		entry.WithField("signal", sig).Info("shutting down; a second signal exits at once")
+		done := make(chan struct{})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), gracefulTimeout)
+			defer cancel()
+			srv.Shutdown(ctx)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-signals:
+			srv.Close()
+			return errors.New("second signal: exited at once")
+		}
+		return <-errCh
+	}
+}

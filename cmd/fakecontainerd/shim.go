@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/shim"
+)
+
+// shimCommand is the body of a process-mode shim, started by the server
+// as containerd starts containerd-shim-runc-v2.
+func shimCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "shim",
+		Usage:  "run one sandbox's shim (started by the server in shim_mode = \"process\")",
+		Hidden: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "group", Required: true, Usage: "sandbox id the shim serves"},
+			&cli.StringFlag{Name: "state", Required: true, Usage: "the server's state directory"},
+			&cli.StringFlag{Name: "events-address", Required: true, Usage: "the server's ttrpc events socket"},
+			&cli.Float64Flag{Name: "time-scale", Value: 1},
+			&cli.Int64Flag{Name: "clock-origin", Usage: "unix nanoseconds at which virtual and wall time coincide"},
+			&cli.Int64Flag{Name: "write-rate"},
+			&cli.Int64Flag{Name: "dirty-limit"},
+			&cli.Int64Flag{Name: "disk-throughput"},
+			&cli.DurationFlag{Name: "stop-grace"},
+			&cli.BoolFlag{Name: "ignore-sigterm"},
+			&cli.StringFlag{Name: "log-level", Value: "info"},
+		},
+		Action: runShim,
+	}
+}
+
+func runShim(c *cli.Context) error {
+	log := newLogger()
+	level, err := logrus.ParseLevel(c.String("log-level"))
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log.SetLevel(level)
+	origin := time.Now()
+	if c.IsSet("clock-origin") {
+		origin = time.Unix(0, c.Int64("clock-origin"))
+	}
+	clk, err := clock.NewAt(c.Float64("time-scale"), origin)
+	if err != nil {
+		return fmt.Errorf("--time-scale: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	entry := log.WithFields(logrus.Fields{"sandbox": c.String("group"), "shim_pid": os.Getpid()})
+	entry.Info("shim starting")
+	return shim.Run(ctx, shim.ServerConfig{
+		Group: c.String("group"), StateDir: c.String("state"), EventsAddress: c.String("events-address"), Clock: clk,
+		Defaults: shim.Defaults{
+			Disk:       shim.DiskModel{WriteRate: c.Int64("write-rate"), DirtyLimit: c.Int64("dirty-limit"), Throughput: c.Int64("disk-throughput")},
+			StopGrace:  c.Duration("stop-grace"),
+			IgnoreTerm: c.Bool("ignore-sigterm"),
+		},
+		Log: entry,
+	})
+}
