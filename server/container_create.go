@@ -144,7 +144,7 @@ func containerLogPath(dir, rel string) (string, error) {
 // localResolve finds an image by reference, id or id prefix without pulling.
 func (c *criService) localResolve(ref string) (imagestore.Image, error) {
 	if ref, err := parseReference(ref); err == nil {
-		if id, err := c.imageStore.Resolve(ref.String()); err == nil {
+		if id, err := c.imageStore.Resolve(ref.DockerRef()); err == nil {
 			return c.imageStore.Get(id)
 		}
 	}

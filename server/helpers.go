@@ -50,13 +50,25 @@ const (
 	containerTypeContainer  = "container"
 )
 
-// errInvalid, errNotFound and errPrecondition build errors with a gRPC code.
+// codeError is an error with a gRPC code and a plain message: wrapping it
+// with %w keeps the code for toGRPC without the "rpc error: code = ..."
+// text a status error would add to every message that wraps it.
+type codeError struct {
+	code codes.Code
+	msg  string
+}
+
+func (e *codeError) Error() string              { return e.msg }
+func (e *codeError) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
+
+// errInvalid and errPrecondition build InvalidArgument and
+// FailedPrecondition errors.
 func errInvalid(format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, format, args...)
+	return &codeError{code: codes.InvalidArgument, msg: fmt.Sprintf(format, args...)}
 }
 
 func errPrecondition(format string, args ...any) error {
-	return status.Errorf(codes.FailedPrecondition, format, args...)
+	return &codeError{code: codes.FailedPrecondition, msg: fmt.Sprintf(format, args...)}
 }
 
 // toGRPC maps an error to a gRPC status, as containerd's errdefs.ToGRPC

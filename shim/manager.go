@@ -20,7 +20,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
@@ -164,7 +163,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Task, error) {
 	t, ok := m.tasks[id]
 	m.mu.Unlock()
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no running task found: task %s not found", id)
+		return nil, &shimError{code: codes.NotFound, msg: fmt.Sprintf("no running task found: task %s not found", id)}
 	}
 	if _, err := t.Status(ctx); err != nil {
 		return nil, err
@@ -435,7 +434,7 @@ func (m *Manager) Lookup(id string) (*Task, bool) {
 func (m *Manager) DeleteTask(ctx context.Context, id string) error {
 	t, ok := m.Lookup(id)
 	if !ok {
-		return status.Errorf(codes.NotFound, "task %s not found", id)
+		return &shimError{code: codes.NotFound, msg: fmt.Sprintf("task %s: not found", id)}
 	}
 	_, err := t.shim.task.Delete(ctx, &taskAPI.DeleteRequest{ID: id})
 	if err = fromShim(err); err != nil && !IsNotFound(err) {

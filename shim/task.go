@@ -240,7 +240,7 @@ func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, erro
 	switch st.Status {
 	case task.Status_STOPPED, task.Status_UNKNOWN, task.Status_CREATED:
 	default:
-		return nil, status.Errorf(codes.FailedPrecondition, "task must be stopped before deletion: %s", st.Status)
+		return nil, &shimError{code: codes.FailedPrecondition, msg: fmt.Sprintf("task must be stopped before deletion: %s: failed precondition", st.Status)}
 	}
 	start := t.m.cfg.Clock.Now()
 	resp, err := t.shim.task.Delete(ctx, &taskAPI.DeleteRequest{ID: t.id})
