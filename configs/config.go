@@ -128,6 +128,24 @@ type FakeConfig struct {
 	LogLines []string `toml:"log_lines" json:"log_lines"`
 	// StopGrace is how long a fake process takes to exit after SIGTERM.
 	StopGrace Duration `toml:"stop_grace" json:"stop_grace"`
+	// AdminAddress is the admin API's unix socket; "" means the CRI
+	// address plus ".admin".
+	AdminAddress string `toml:"admin_address" json:"admin_address"`
+	// Fixes are the fix toggles switched on at start.
+	Fixes []string `toml:"fixes" json:"fixes"`
+	// Faults are armed at start.
+	Faults []FaultConfig `toml:"faults" json:"faults"`
+}
+
+// FaultConfig is one [[plugins."io.fakecontainerd.v1".faults]] entry.
+type FaultConfig struct {
+	// Point is a fault point name (`fakecontainerd fault points`).
+	Point string `toml:"point" json:"point"`
+	// Target selects containers or sandboxes: "all", or key=value pairs
+	// such as "pod=job,namespace=default" or "id=40585f73".
+	Target string `toml:"target" json:"target"`
+	// Spec is the failpoint spec, e.g. "delay(2m)" or "2*error(Unavailable)->off".
+	Spec string `toml:"spec" json:"spec"`
 }
 
 // ExecSyncConfig is the canned result of every ExecSync call.
@@ -175,6 +193,7 @@ func Default() (*Config, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, fmt.Errorf("config: embedded default.toml: %s: key is not modelled", und[0])
 	}
+	normalize(&cfg)
 	return &cfg, nil
 }
 
@@ -281,6 +300,13 @@ func normalize(cfg *Config) {
 	cfg.Debug.Level = strings.ToLower(cfg.Debug.Level)
 	if cfg.Debug.Level == "" {
 		cfg.Debug.Level = "info"
+	}
+	// An empty list in the file and no list at all mean the same.
+	if len(cfg.Plugins.Fake.Fixes) == 0 {
+		cfg.Plugins.Fake.Fixes = nil
+	}
+	if len(cfg.Plugins.Fake.Faults) == 0 {
+		cfg.Plugins.Fake.Faults = nil
 	}
 }
 

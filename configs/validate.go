@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -119,6 +120,24 @@ func (c *Config) validate() []error {
 	}
 	if f.StopGrace < 0 {
 		add(fakeKey+".stop_grace", "must not be negative, got %s", f.StopGrace)
+	}
+	if f.AdminAddress != "" {
+		addErr(fakeKey+".admin_address", checkSocketPath(f.AdminAddress))
+	}
+	for i, name := range f.Fixes {
+		if _, err := faults.ParseFix(name); err != nil {
+			add(fmt.Sprintf("%s.fixes[%d]", fakeKey, i), "%v", err)
+		}
+	}
+	for i, fc := range f.Faults {
+		key := fmt.Sprintf("%s.faults[%d]", fakeKey, i)
+		addErr(key+".point", faults.ValidatePoint(fc.Point))
+		if _, err := faults.ParseSelector(fc.Target); err != nil {
+			add(key+".target", "%v", err)
+		}
+		if _, err := faults.ParseSpec(fc.Spec); err != nil {
+			add(key+".spec", "%v", err)
+		}
 	}
 	return errs
 }

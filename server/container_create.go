@@ -34,6 +34,15 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 	if sb.Status.Get().State != sandboxstore.StateReady {
 		return nil, errPrecondition("sandbox %q is not ready: its container task is not running", sb.ID)
 	}
+	// The pod's fakecontainerd.io/ annotations script this container too;
+	// refuse bad values before anything is created, as for the container's.
+	behaviour := podBehaviourAnnotations(sb.Config.GetAnnotations(), config.GetMetadata().GetName())
+	for k, v := range config.GetAnnotations() {
+		behaviour[k] = v
+	}
+	if _, err := shim.ParseBehaviour(behaviour, shim.Defaults{}); err != nil {
+		return nil, errInvalid("sandbox config.annotations for container %q: %v", config.GetMetadata().GetName(), err)
+	}
 	logPath, err := containerLogPath(sb.Config.GetLogDirectory(), config.GetLogPath())
 	if err != nil {
 		return nil, err
@@ -54,7 +63,7 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 		}
 	}()
 
-	spec := c.containerSpec(id, sb.ID, config, img)
+	spec := c.containerSpec(id, sb.ID, config, img, sb.Config.GetAnnotations())
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode spec of container %q: %w", id, err)
@@ -91,11 +100,15 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 		}
 	}()
 	status := containerstore.Status{CreatedAt: c.clock.Now().UnixNano(), Resources: toCRIResources(spec.Linux.Resources)}
-	cntr, err := containerstore.NewContainer(md, containerstore.WithStatus(status, rootDir))
+	cntr, err := containerstore.NewContainer(md, containerstore.WithStatus(status, rootDir, c.statusOpts()...))
 	if err != nil {
 		return nil, fmt.Errorf("failed to create internal container object for %q: %w", id, err)
 	}
+	if err := c.armAnnotationFaults(id, config.GetAnnotations()); err != nil {
+		return nil, err
+	}
 	if err := c.containerStore.Add(cntr); err != nil {
+		c.disarmAnnotationFaults(id)
 		return nil, fmt.Errorf("failed to add container %q into store: %w", id, err)
 	}
 	c.generateAndSendContainerEvent(ctx, id, sb.ID, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
@@ -121,6 +134,9 @@ func validateContainerConfig(config *runtime.ContainerConfig) error {
 	}
 	if _, err := shim.ParseBehaviour(config.GetAnnotations(), shim.Defaults{}); err != nil {
 		return errInvalid("config.annotations: %v", err)
+	}
+	if err := validateAnnotationFaults(config.GetAnnotations()); err != nil {
+		return err
 	}
 	return validateResources(config.GetLinux().GetResources())
 }

@@ -68,6 +68,7 @@ func (c *criService) removeContainer(ctx context.Context, cntr containerstore.Co
 	}
 	c.containerStore.Delete(id)
 	c.containerNames.release(cntr.Name)
+	c.disarmAnnotationFaults(id)
 	c.generateAndSendContainerEvent(ctx, id, cntr.SandboxID, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return nil
 }

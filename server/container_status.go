@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
 )
 
@@ -21,6 +22,10 @@ func (c *criService) ContainerStatus(ctx context.Context, r *runtime.ContainerSt
 	cntr, err := c.containerStore.Get(r.GetContainerId())
 	if err != nil {
 		return nil, fmt.Errorf("an error occurred when try to find container %q: %w", r.GetContainerId(), err)
+	}
+	// One container whose inspect never returns (incident 3's stuck mount).
+	if err := c.fire(ctx, faults.PointContainerStatus, func() faults.Target { return c.containerTarget(cntr.ID) }); err != nil {
+		return nil, fmt.Errorf("failed to get status of container %q: %w", cntr.ID, err)
 	}
 	start := c.clock.Now()
 	status := cntr.Status.Get()

@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
 	"github.com/fakecontainerd/fakecontainerd/store/metadata"
 )
@@ -33,9 +34,13 @@ func (c *criService) UpdateContainerResources(ctx context.Context, r *runtime.Up
 		return nil, fmt.Errorf("failed to find container: %w", err)
 	}
 	start := c.clock.Now()
-	err = cntr.Status.UpdateSync(func(status containerstore.Status) (containerstore.Status, error) {
-		return c.updateContainerResources(ctx, cntr, r, status)
-	})
+	if c.toggles.Enabled(faults.FixUpdateOutsideLock) {
+		err = c.updateResourcesOutsideLock(ctx, cntr, r)
+	} else {
+		err = cntr.Status.UpdateSync(func(status containerstore.Status) (containerstore.Status, error) {
+			return c.updateContainerResources(ctx, cntr, r, status)
+		})
+	}
 	c.log.WithFields(logrus.Fields{"id": cntr.ID, "method": "UpdateContainerResources", "cost": c.clock.Since(start)}).
 		Debugf("[UpdateContainerResources] %s cost", cntr.ID)
 	if err != nil {
@@ -47,6 +52,10 @@ func (c *criService) UpdateContainerResources(ctx context.Context, r *runtime.Up
 func (c *criService) updateContainerResources(ctx context.Context, cntr containerstore.Container, r *runtime.UpdateContainerResourcesRequest, status containerstore.Status) (newStatus containerstore.Status, retErr error) {
 	id := cntr.ID
 	newStatus = status
+	if status.Stopping && c.toggles.Enabled(faults.FixStoppingState) {
+		// The field fix refuses a dying container outright.
+		return newStatus, fmt.Errorf("container %q is in removing or stopping state", id)
+	}
 	if status.Removing {
 		return newStatus, errPrecondition("container %q is in removing state", id)
 	}
@@ -84,6 +93,11 @@ func (c *criService) updateContainerResources(ctx context.Context, cntr containe
 	if status.State() != runtime.ContainerState_CONTAINER_RUNNING {
 		return newStatus, nil
 	}
+	// The refined Stopping fix: a dying container gets the new spec but no
+	// shim call, and the caller sees success.
+	if status.Stopping && c.toggles.Enabled(faults.FixStoppingStateRefined) {
+		return newStatus, nil
+	}
 	task, err := c.shims.Get(ctx, id)
 	if err != nil {
 		if isNotFound(err) {
@@ -103,6 +117,22 @@ func (c *criService) updateContainerResources(ctx context.Context, cntr containe
 		return newStatus, fmt.Errorf("failed to update resources: %w", err)
 	}
 	return newStatus, nil
+}
+
+// updateResourcesOutsideLock is the shape of containerd PRs #11300/#11304
+// (not merged): the spec write and the shim's Update run on a snapshot of
+// the status with no status lock held; only recording the new resources
+// takes the write lock, briefly. A stuck shim then stalls this call alone,
+// not every reader of the container's status.
+func (c *criService) updateResourcesOutsideLock(ctx context.Context, cntr containerstore.Container, r *runtime.UpdateContainerResourcesRequest) error {
+	newStatus, err := c.updateContainerResources(ctx, cntr, r, cntr.Status.Get())
+	if err != nil {
+		return err
+	}
+	return cntr.Status.UpdateSync(func(status containerstore.Status) (containerstore.Status, error) {
+		status.Resources = newStatus.Resources
+		return status, nil
+	})
 }
 
 // updateContainerSpec is containerd's container.Update: a metadata (bbolt)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
 	sandboxstore "github.com/fakecontainerd/fakecontainerd/store/sandbox"
@@ -231,6 +232,18 @@ func (em *eventMonitor) startExitMonitor(id string, pid uint32, exitCh <-chan sh
 // take the status write lock to record the exit. While the shim's Delete is
 // stuck, the container stays RUNNING and no status lock is held here.
 func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.TaskExit, cntr containerstore.Container) error {
+	if c.stoppingStateFix() {
+		// The field fix of incident 1 (upstream precedent: PR #9771's
+		// Exiting, not merged): mark the container Stopping in memory
+		// before the shim delete, so UpdateContainerResources keeps away
+		// from the shim while the container dies.
+		if err := cntr.Status.Update(func(s containerstore.Status) (containerstore.Status, error) {
+			s.Stopping = true
+			return s, nil
+		}); err != nil {
+			return fmt.Errorf("failed to set stopping state: %w", err)
+		}
+	}
 	task, err := c.shims.Get(ctx, cntr.ID)
 	if err != nil {
 		if !isNotFound(err) {
@@ -254,6 +267,7 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 			status.ExitCode = int32(e.ExitStatus)
 		}
 		status.Unknown = false
+		status.Stopping = false
 		return status, nil
 	})
 	if err != nil {
@@ -263,6 +277,11 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 	cntr.Stop()
 	c.generateAndSendContainerEvent(ctx, cntr.ID, cntr.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	return nil
+}
+
+// stoppingStateFix reports whether either Stopping-state fix is on.
+func (c *criService) stoppingStateFix() bool {
+	return c.toggles.Enabled(faults.FixStoppingState) || c.toggles.Enabled(faults.FixStoppingStateRefined)
 }
 
 // handleSandboxExit records the end of a sandbox's pause task.

@@ -6,6 +6,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/faults"
 )
 
 // instrumentedService is the gRPC face of criService: every CRI method goes
@@ -31,7 +33,27 @@ func instrument[Req any, Resp any](in *instrumentedService, ctx context.Context,
 	}
 	log.Logf(level, "%s with %+v", method, req)
 	start := in.c.clock.Now()
-	resp, err := call(ctx, req)
+	c := in.c
+	var target *faults.Target
+	targetOf := func() faults.Target {
+		if target == nil {
+			t := c.requestTarget(req)
+			target = &t
+		}
+		return *target
+	}
+	if c.faults.Active(faults.PointMetadataCommit) {
+		// Metadata commits deep in the call match on the request's object.
+		ctx = faults.WithTarget(ctx, targetOf())
+	}
+	err := c.fire(ctx, faults.CRIPoint(method, false), targetOf)
+	var resp Resp
+	if err == nil {
+		resp, err = call(ctx, req)
+	}
+	if err == nil {
+		err = c.fire(ctx, faults.CRIPoint(method, true), targetOf)
+	}
 	cost := in.c.clock.Since(start)
 	if err != nil {
 		log.WithError(err).WithField("cost", cost).Errorf("%s failed", method)
@@ -132,6 +154,9 @@ func (in *instrumentedService) ListPodSandboxStats(ctx context.Context, r *runti
 
 func (in *instrumentedService) GetContainerEvents(r *runtime.GetEventsRequest, s grpc.ServerStreamingServer[runtime.ContainerEventResponse]) error {
 	in.c.log.WithField("method", "GetContainerEvents").Debug("GetContainerEvents stream opened")
+	if err := in.c.fire(s.Context(), faults.CRIPoint("GetContainerEvents", false), func() faults.Target { return faults.Target{} }); err != nil {
+		return toGRPC(err)
+	}
 	err := in.c.GetContainerEvents(r, s)
 	in.c.log.WithField("method", "GetContainerEvents").WithError(err).Debug("GetContainerEvents stream closed")
 	return toGRPC(err)

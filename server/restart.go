@@ -43,6 +43,9 @@ func (c *criService) recover(ctx context.Context) error {
 		if err := c.sandboxStore.Add(sb); err != nil {
 			return fmt.Errorf("failed to add sandbox %q to store: %w", rec.ID, err)
 		}
+		if err := c.armAnnotationFaults(sb.ID, sb.Config.GetAnnotations()); err != nil {
+			c.log.WithError(err).WithField("sandbox", sb.ID).Warn("failed to re-arm annotation faults")
+		}
 		if err := c.sandboxNames.reserve(sb.Name, sb.ID); err != nil {
 			return fmt.Errorf("failed to reserve sandbox name %q: %w", sb.Name, err)
 		}
@@ -59,6 +62,9 @@ func (c *criService) recover(ctx context.Context) error {
 		}
 		if err := c.containerStore.Add(cntr); err != nil {
 			return fmt.Errorf("failed to add container %q to store: %w", rec.ID, err)
+		}
+		if err := c.armAnnotationFaults(cntr.ID, cntr.Config.GetAnnotations()); err != nil {
+			c.log.WithError(err).WithField("id", cntr.ID).Warn("failed to re-arm annotation faults")
 		}
 		if err := c.containerNames.reserve(cntr.Name, cntr.ID); err != nil {
 			return fmt.Errorf("failed to reserve container name %q: %w", cntr.Name, err)
@@ -143,7 +149,7 @@ func (c *criService) loadContainer(ctx context.Context, rec metadata.Container, 
 		status.ExitCode = unknownExitCode
 		status.Reason = unknownExitReason
 	}
-	cntr, err := containerstore.NewContainer(md, containerstore.WithStatus(status, rootDir))
+	cntr, err := containerstore.NewContainer(md, containerstore.WithStatus(status, rootDir, c.statusOpts()...))
 	if err != nil {
 		return containerstore.Container{}, fmt.Errorf("failed to create container object: %w", err)
 	}

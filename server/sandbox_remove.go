@@ -47,6 +47,7 @@ func (c *criService) RemovePodSandbox(ctx context.Context, r *runtime.RemovePodS
 	}
 	c.sandboxStore.Delete(id)
 	c.sandboxNames.release(sb.Name)
+	c.disarmAnnotationFaults(id)
 	c.generateAndSendContainerEvent(ctx, id, id, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }

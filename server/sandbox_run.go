@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	"github.com/fakecontainerd/fakecontainerd/store/metadata"
 	sandboxstore "github.com/fakecontainerd/fakecontainerd/store/sandbox"
@@ -33,6 +34,20 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 			c.sandboxNames.release(name)
 		}
 	}()
+	if err := c.armAnnotationFaults(id, config.GetAnnotations()); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			c.disarmAnnotationFaults(id)
+		}
+	}()
+	// The sandbox is not in the store yet: its fault target is built from
+	// the request.
+	target := func() faults.Target {
+		m := config.GetMetadata()
+		return faults.Target{SandboxID: id, PodName: m.GetName(), PodNamespace: m.GetNamespace(), Labels: config.GetLabels(), Annotations: config.GetAnnotations()}
+	}
 	if h := r.GetRuntimeHandler(); h != "" {
 		if _, ok := c.config.Plugins.CRI.Containerd.Runtimes[h]; !ok {
 			return nil, errInvalid("runtime_handler %q: no runtime for it is configured", h)
@@ -45,6 +60,9 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 
 	md := sandboxstore.Metadata{ID: id, Name: name, Config: config, RuntimeHandler: r.GetRuntimeHandler()}
 	if !hostNetwork(config) {
+		if err := c.fire(ctx, faults.PointCNISetup, target); err != nil {
+			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
+		}
 		ip, err := c.ips.allocate()
 		if err != nil {
 			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
@@ -102,8 +120,14 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 	if err := task.Start(ctx); err != nil {
 		return nil, fmt.Errorf("failed to start sandbox container task %q: %w", id, err)
 	}
+	// The creation time is the record's, as containerd takes it from
+	// container.Info, so that it reads the same after a restart.
+	rec, err := c.db.GetSandbox(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get sandbox container info: %w", err)
+	}
 	sb := sandboxstore.NewSandbox(md, sandboxstore.Status{
-		Pid: task.Pid(), CreatedAt: c.clock.Now(), State: sandboxstore.StateReady,
+		Pid: task.Pid(), CreatedAt: rec.CreatedAt, State: sandboxstore.StateReady,
 	})
 	if err := c.sandboxStore.Add(sb); err != nil {
 		return nil, fmt.Errorf("failed to add sandbox %+v into store: %w", sb, err)
@@ -135,7 +159,10 @@ func validateSandboxConfig(config *runtime.PodSandboxConfig) error {
 			return err
 		}
 	}
-	return validateLabelsAndAnnotations(config.GetLabels(), config.GetAnnotations())
+	if err := validateLabelsAndAnnotations(config.GetLabels(), config.GetAnnotations()); err != nil {
+		return err
+	}
+	return validateAnnotationFaults(config.GetAnnotations())
 }
 
 func hostNetwork(config *runtime.PodSandboxConfig) bool {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	sandboxstore "github.com/fakecontainerd/fakecontainerd/store/sandbox"
 )
 
@@ -45,6 +46,9 @@ func (c *criService) stopPodSandbox(ctx context.Context, sb sandboxstore.Sandbox
 	// Tear down the network: the IP goes back to the pool and the status
 	// stops reporting it, as after a CNI DEL.
 	if sb.IP != "" {
+		if err := c.fire(ctx, faults.PointCNITeardown, func() faults.Target { return c.sandboxTarget(sb.ID) }); err != nil {
+			return fmt.Errorf("failed to destroy network for sandbox %q: %w", sb.ID, err)
+		}
 		c.ips.release(sb.IP)
 	}
 	if sb.Status.Get().State == sandboxstore.StateReady {

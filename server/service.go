@@ -20,6 +20,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
@@ -44,6 +45,10 @@ type Options struct {
 	Executable string
 	// ShimArgs come before the manager's own flags on a shim's command line.
 	ShimArgs []string
+	// Faults and Toggles, if nil, are made from the config; a caller that
+	// passes its own (the A/B runner) keeps a handle on them.
+	Faults  *faults.Injector
+	Toggles *faults.Toggles
 }
 
 // criService holds the CRI plugin's state: the stores, the metadata
@@ -69,6 +74,9 @@ type criService struct {
 
 	eventMonitor *eventMonitor
 	events       *containerEventBroadcaster
+
+	faults  *faults.Injector
+	toggles *faults.Toggles
 
 	// podCIDR is set by UpdateRuntimeConfig.
 	mu      sync.Mutex
@@ -108,6 +116,11 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		sandboxNames:   newNameRegistrar(),
 		podCIDR:        cfg.Plugins.Fake.PodCIDR,
 		events:         newContainerEventBroadcaster(),
+		faults:         o.Faults,
+		toggles:        o.Toggles,
+	}
+	if err := c.initFaults(cfg); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{c.rootDir, c.stateDir, filepath.Join(cfg.Root, snapshotPluginDir)} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -119,7 +132,8 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		return nil, err
 	}
 	c.ips = ips
-	db, err := metadata.Open(filepath.Join(cfg.Root, metadataPluginDir, "meta.db"), metadata.WithNow(o.Clock.Now))
+	db, err := metadata.Open(filepath.Join(cfg.Root, metadataPluginDir, "meta.db"), metadata.WithNow(o.Clock.Now),
+		metadata.WithCommitHook(c.metadataCommitHook))
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +175,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	c.shims, err = shim.NewManager(shim.ManagerConfig{
 		StateDir: cfg.State, Mode: fake.ShimMode, EventsAddress: ttrpcAddr, Clock: o.Clock,
 		Defaults: defaults, Log: o.Log, Executable: o.Executable, Args: o.ShimArgs,
+		Faults: c.faults, Toggles: c.toggles, Target: c.containerTarget,
 	})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	imagestore "github.com/fakecontainerd/fakecontainerd/store/image"
 )
@@ -27,6 +28,11 @@ func (c *criService) rootfsMounts(key string) []*types.Mount {
 		"workdir=" + filepath.Join(dir, "work"),
 	}
 	opts = append(opts, c.config.MountOptions()...)
+	// The volatile fix: overlayfs skips syncfs on unmount (PR #8676 made
+	// mount_options configurable; "volatile" is the operator's choice).
+	if c.toggles.Enabled(faults.FixVolatile) && !slices.Contains(opts, "volatile") {
+		opts = append(opts, "volatile")
+	}
 	return []*types.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
 }
 
@@ -59,8 +65,11 @@ func (c *criService) sandboxSpec(id string, config *runtime.PodSandboxConfig, im
 
 // containerSpec is a container's spec: its command, env, resources and the
 // CRI annotations (the fakecontainerd.io/ ones script the fake process).
-func (c *criService) containerSpec(id, sandboxID string, config *runtime.ContainerConfig, img imagestore.Image) *specs.Spec {
-	annotations := map[string]string{}
+// podAnnotations are the sandbox config's: their fakecontainerd.io/ keys
+// script the container too (see podBehaviourAnnotations), under the
+// container's own annotations.
+func (c *criService) containerSpec(id, sandboxID string, config *runtime.ContainerConfig, img imagestore.Image, podAnnotations map[string]string) *specs.Spec {
+	annotations := podBehaviourAnnotations(podAnnotations, config.GetMetadata().GetName())
 	for k, v := range config.GetAnnotations() {
 		annotations[k] = v
 	}
@@ -105,6 +114,44 @@ func (c *criService) containerSpec(id, sandboxID string, config *runtime.Contain
 		Annotations: annotations,
 		Linux:       &specs.Linux{Resources: toOCIResources(config.GetLinux().GetResources())},
 	}
+}
+
+// fakeAnnotationPrefix starts every annotation that scripts a fake process.
+const fakeAnnotationPrefix = "fakecontainerd.io/"
+
+// podBehaviourAnnotations picks the fakecontainerd.io/ annotations of a pod
+// sandbox config that apply to the container named name. kubelet copies a
+// pod's annotations to its sandbox config only, never to a container's, so
+// this is how a pod manifest scripts its containers:
+//
+//	fakecontainerd.io/exit-after: "30s"      every container of the pod
+//	fakecontainerd.io/exit-after.job: "5s"   only the container named "job"
+//
+// The container-scoped key wins over the pod-wide one; annotations on the
+// container config itself win over both (containerSpec applies them last).
+// Other pod annotations are not copied.
+func podBehaviourAnnotations(pod map[string]string, name string) map[string]string {
+	out := map[string]string{}
+	scoped := map[string]string{}
+	for k, v := range pod {
+		key, ok := strings.CutPrefix(k, fakeAnnotationPrefix)
+		// Fault annotations arm faults on the pod itself (faults.go), not
+		// behaviour of its containers.
+		if !ok || strings.HasPrefix(k, annotationFaultPrefix) {
+			continue
+		}
+		base, target, isScoped := strings.Cut(key, ".")
+		switch {
+		case !isScoped:
+			out[k] = v
+		case target == name:
+			scoped[fakeAnnotationPrefix+base] = v
+		}
+	}
+	for k, v := range scoped {
+		out[k] = v
+	}
+	return out
 }
 
 // toOCIResources converts CRI Linux resources as containerd's

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	goruntime "runtime"
+	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -64,16 +65,21 @@ func (c *criService) UpdateRuntimeConfig(ctx context.Context, r *runtime.UpdateR
 	if cidr == "" {
 		return &runtime.UpdateRuntimeConfigResponse{}, nil
 	}
-	// kubelet may send several comma-separated CIDRs; the first IPv4 one is used.
-	first := cidr
-	for i := range len(cidr) {
-		if cidr[i] == ',' {
-			first = cidr[:i]
-			break
+	// kubelet may send several comma-separated CIDRs, a dual-stack node's
+	// in either order; the first IPv4 one is used, as the fake hands out
+	// IPv4 addresses only.
+	first := ""
+	for _, part := range strings.Split(cidr, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			return nil, errInvalid("runtime_config.network_config.pod_cidr %q: %v", cidr, err)
+		}
+		if first == "" && p.Addr().Is4() {
+			first = strings.TrimSpace(part)
 		}
 	}
-	if _, err := netip.ParsePrefix(first); err != nil {
-		return nil, errInvalid("runtime_config.network_config.pod_cidr %q: %v", cidr, err)
+	if first == "" {
+		return nil, errInvalid("runtime_config.network_config.pod_cidr %q: no IPv4 CIDR", cidr)
 	}
 	ips, err := newIPAllocator(first)
 	if err != nil {

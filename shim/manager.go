@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
@@ -44,8 +45,12 @@ type ManagerConfig struct {
 	// the flags the manager adds (see processArgs).
 	Executable string
 	Args       []string
-	// Interceptor wraps the task methods of in-process shims.
-	Interceptor ttrpc.UnaryServerInterceptor
+	// Faults, Toggles and Target are shared with in-process shims. A
+	// process-mode shim gets the toggles on at its start (--fix) and no
+	// faults: it is another process.
+	Faults  *faults.Injector
+	Toggles *faults.Toggles
+	Target  func(id string) faults.Target
 }
 
 // Manager is the daemon side of the shims, the counterpart of containerd's
@@ -235,7 +240,7 @@ func (m *Manager) start(ctx context.Context, group string) (*shimConn, error) {
 		srv, err := NewServer(ServerConfig{
 			Group: group, StateDir: m.cfg.StateDir, EventsAddress: m.cfg.EventsAddress,
 			Clock: m.cfg.Clock, Defaults: m.cfg.Defaults, Log: log.WithField("shim", "inprocess"),
-			Interceptor: m.cfg.Interceptor,
+			Faults: m.cfg.Faults, Toggles: m.cfg.Toggles, Target: m.cfg.Target,
 		})
 		if err != nil {
 			return nil, err
@@ -311,6 +316,9 @@ func (m *Manager) processArgs(group string) []string {
 	}
 	if d.IgnoreTerm {
 		args = append(args, "--ignore-sigterm")
+	}
+	for _, f := range m.cfg.Toggles.On() {
+		args = append(args, "--fix", string(f))
 	}
 	return args
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
@@ -62,6 +63,12 @@ type Init struct {
 	// view is a copy of the state for readers that, like runc-shim's
 	// cgroup-based Stats, must not wait on mu.
 	view atomic.Pointer[processView]
+
+	// deleting is set while Delete runs, for the shim_update_nowait fix.
+	deleting atomic.Bool
+	toggles  *faults.Toggles
+	// fire fires a fault point for this process.
+	fire func(point string) error
 }
 
 type processView struct {
@@ -220,6 +227,8 @@ func (p *Init) Wait(ctx context.Context) (uint32, time.Time, error) {
 // caller's deadline can end the call but not the work or the lock.
 // lifetime ends the sleep only when the shim itself goes away.
 func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Duration, error) {
+	p.deleting.Store(true)
+	defer p.deleting.Store(false)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch p.status {
@@ -233,6 +242,12 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	logger := p.log.WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
 	logger.Debug("unmounting rootfs")
 	_ = p.clock.Sleep(lifetime, cost)
+	// umount2 itself: where the field's strace delay was injected.
+	if p.fire != nil {
+		if err := p.fire(faults.PointShimUnmount); err != nil {
+			return nil, p.clock.Since(start), status.Errorf(status.Code(err), "failed rootfs umount: %v", err)
+		}
+	}
 	took := p.clock.Since(start)
 	logger.WithField("cost", took).Debug("rootfs unmounted")
 	if p.status == statusCreated {
@@ -251,6 +266,12 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 // process is deleted: the "cannot update a deleted process" of the field logs
 // (a plain error, not NotFound, so containerd surfaces it).
 func (p *Init) Update(ctx context.Context, resources json.RawMessage) error {
+	// The shim-side fix: a process being deleted has exited, so answer at
+	// once instead of queueing behind Delete's lock. NotFound is what
+	// containerd reads as "task exited already".
+	if p.toggles.Enabled(faults.FixShimUpdateNoWait) && p.deleting.Load() {
+		return status.Errorf(codes.NotFound, "process %s is being deleted", p.id)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch p.status {

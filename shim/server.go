@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/ttrpc"
 	"github.com/sirupsen/logrus"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
@@ -38,8 +39,9 @@ type ServerConfig struct {
 	Clock         clock.Clock
 	Defaults      Defaults
 	Log           *logrus.Entry
-	// Interceptor, if set, wraps every task method (fault injection).
-	Interceptor ttrpc.UnaryServerInterceptor
+	Faults        *faults.Injector
+	Toggles       *faults.Toggles
+	Target        func(id string) faults.Target
 }
 
 // Server is a running shim.
@@ -70,6 +72,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	svc, err := NewService(ServiceConfig{
 		Group: cfg.Group, RuncRoot: RuncRoot(cfg.StateDir), Clock: cfg.Clock, Defaults: cfg.Defaults,
 		Publisher: s.pub, Log: cfg.Log, OnShutdown: s.requestExit,
+		Faults: cfg.Faults, Toggles: cfg.Toggles, Target: cfg.Target,
 	})
 	if err != nil {
 		ln.Close()
@@ -77,11 +80,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.svc = svc
-	var opts []ttrpc.ServerOpt
-	if cfg.Interceptor != nil {
-		opts = append(opts, ttrpc.WithUnaryServerInterceptor(cfg.Interceptor))
-	}
-	ts, err := ttrpc.NewServer(opts...)
+	ts, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(svc.Interceptor))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("new ttrpc server for %s: %w", cfg.Group, err)

@@ -7,11 +7,13 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/ttrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
@@ -50,6 +53,12 @@ type ServiceConfig struct {
 	Log       *logrus.Entry
 	// OnShutdown is called when Shutdown finds no containers left.
 	OnShutdown func()
+	// Faults fire at the shim's points; Toggles carry shim_update_nowait.
+	Faults  *faults.Injector
+	Toggles *faults.Toggles
+	// Target describes a container for fault selectors; without it (a
+	// process-mode shim) the bundle spec's annotations describe it.
+	Target func(id string) faults.Target
 }
 
 // Service is the fake runc shim's task service (containerd.task.v2.Task).
@@ -117,7 +126,55 @@ func (s *Service) newInit(id, bundle string, pid uint32, b Behaviour, rootfs *Ro
 	}
 	p.exited = s.processExited
 	p.persist = func(p *Init) error { return writeRecord(s.cfg.RuncRoot, p.record(s.cfg.Group)) }
+	p.toggles = s.cfg.Toggles
+	p.fire = func(point string) error { return s.fire(point, id) }
 	return p
+}
+
+// fire fires a shim point for a container.
+func (s *Service) fire(point, id string) error {
+	if !s.cfg.Faults.Active(point) {
+		return nil
+	}
+	return s.cfg.Faults.Fire(s.lifetime, point, s.target(id))
+}
+
+func (s *Service) target(id string) faults.Target {
+	if s.cfg.Target != nil {
+		return s.cfg.Target(id)
+	}
+	t := faults.Target{ContainerID: id, SandboxID: s.cfg.Group}
+	s.mu.Lock()
+	p, ok := s.processes[id]
+	s.mu.Unlock()
+	if ok {
+		if spec, err := readSpec(p.bundle); err == nil {
+			a := spec.Annotations
+			t.ContainerName, t.Annotations = a["io.kubernetes.cri.container-name"], a
+			t.PodName, t.PodNamespace = a["io.kubernetes.cri.sandbox-name"], a["io.kubernetes.cri.sandbox-namespace"]
+		}
+	}
+	return t
+}
+
+// Interceptor fires the shim.<Method> point of every task call, once its
+// request is decoded (so the target is known) and before the method runs.
+func (s *Service) Interceptor(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (interface{}, error) {
+	name := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
+	point := faults.ShimPoint(name)
+	if !s.cfg.Faults.Active(point) {
+		return method(ctx, unmarshal)
+	}
+	return method(ctx, func(v interface{}) error {
+		if err := unmarshal(v); err != nil {
+			return err
+		}
+		id := ""
+		if r, ok := v.(interface{ GetID() string }); ok {
+			id = r.GetID()
+		}
+		return s.fire(point, id)
+	})
 }
 
 func (s *Service) get(id string) (*Init, error) {
@@ -160,6 +217,21 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	b, err := ParseBehaviour(spec.Annotations, s.cfg.Defaults)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "create %s: %v", r.ID, err)
+	}
+	// runc create runs here: the incident-4 hang (runc stuck on systemd's
+	// D-Bus while setting up the cgroup) is a fault at this point.
+	point := faults.PointContainerCreate
+	if spec.Annotations["io.kubernetes.cri.container-type"] == "sandbox" {
+		point = faults.PointSandboxCreate
+	}
+	if s.cfg.Faults.Active(point) {
+		t := faults.Target{ContainerID: r.ID, SandboxID: s.cfg.Group}
+		if s.cfg.Target != nil {
+			t = s.cfg.Target(r.ID)
+		}
+		if err := s.cfg.Faults.Fire(s.lifetime, point, t); err != nil {
+			return nil, status.Errorf(status.Code(err), "failed to create shim task: OCI runtime create failed: %v", err)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -39,6 +39,10 @@ type Status struct {
 	Starting   bool `json:"-"`
 	Removing   bool `json:"-"`
 	Unknown    bool `json:"-"`
+	// Stopping is set in memory on TaskExit before the shim delete and
+	// cleared by the final UpdateSync, when the stopping_state fix is on
+	// (the field fix of incident 1; upstream precedent PR #9771's Exiting).
+	Stopping bool `json:"-"`
 	// Resources are the limits last applied by UpdateContainerResources.
 	Resources *runtime.ContainerResources
 }
@@ -211,6 +215,14 @@ type StatusOpt func(*statusOptions)
 
 type statusOptions struct {
 	observer LockObserver
+	syncHook func(id string) error
+}
+
+// WithSyncHook calls hook inside UpdateSync, under the write lock, just
+// before the checkpoint's fsync; an error fails the update (fault
+// injection of a slow or failing disk).
+func WithSyncHook(hook func(id string) error) StatusOpt {
+	return func(so *statusOptions) { so.syncHook = hook }
 }
 
 // WithLockObserver reports every status lock acquisition to o.
@@ -230,10 +242,10 @@ func StoreStatus(root, id string, status Status, opts ...StatusOpt) (StatusStora
 		return nil, fmt.Errorf("failed to encode status: %w", err)
 	}
 	path := filepath.Join(root, statusFile)
-	if err := atomicWriteFile(path, data, 0o600); err != nil {
+	if err := atomicWriteFile(path, data, 0o600, nil); err != nil {
 		return nil, fmt.Errorf("failed to checkpoint status to %q: %w", path, err)
 	}
-	return &statusStorage{path: path, id: id, observer: o.observer, status: deepCopyOf(status)}, nil
+	return &statusStorage{path: path, id: id, observer: o.observer, syncHook: o.syncHook, status: deepCopyOf(status)}, nil
 }
 
 // LoadStatus reads the checkpoint under root, as at start-up recovery.
@@ -257,6 +269,7 @@ type statusStorage struct {
 	path     string
 	id       string
 	observer LockObserver // nil when not instrumented
+	syncHook func(id string) error
 	status   Status
 }
 
@@ -310,7 +323,11 @@ func (s *statusStorage) UpdateSync(fn UpdateFunc) error {
 	if err != nil {
 		return fmt.Errorf("failed to encode status: %w", err)
 	}
-	if err := atomicWriteFile(s.path, data, 0o600); err != nil {
+	var beforeSync func() error
+	if s.syncHook != nil {
+		beforeSync = func() error { return s.syncHook(s.id) }
+	}
+	if err := atomicWriteFile(s.path, data, 0o600, beforeSync); err != nil {
 		return fmt.Errorf("failed to checkpoint status to %q: %w", s.path, err)
 	}
 	s.status = newStatus
@@ -355,7 +372,7 @@ func (s *statusStorage) Delete() error {
 // continuity.AtomicWriteFile; no directory fsync). The fsync is real on
 // purpose: under I/O pressure it is the slow step, and it runs under the
 // status write lock.
-func atomicWriteFile(path string, data []byte, perm os.FileMode) error {
+func atomicWriteFile(path string, data []byte, perm os.FileMode, beforeSync func() error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"*")
 	if err != nil {
 		return err
@@ -373,6 +390,11 @@ func atomicWriteFile(path string, data []byte, perm os.FileMode) error {
 	}
 	if _, err := f.Write(data); err != nil {
 		return err
+	}
+	if beforeSync != nil {
+		if err := beforeSync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return err
