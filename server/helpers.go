@@ -156,11 +156,14 @@ func (r *nameRegistrar) release(name string) {
 }
 
 // ipAllocator hands out pod IPs from the pod CIDR, as a host-local IPAM
-// would; a fake needs only uniqueness among live sandboxes.
+// would; a fake needs only uniqueness among live sandboxes. Each IP in use
+// records its sandbox, so that a release by a sandbox that no longer holds
+// the IP (a RemovePodSandbox after StopPodSandbox already gave it back and
+// another pod got it) frees nothing.
 type ipAllocator struct {
 	mu     sync.Mutex
 	prefix netip.Prefix
-	used   map[netip.Addr]bool
+	used   map[netip.Addr]string // IP -> sandbox id
 	next   netip.Addr
 }
 
@@ -170,10 +173,10 @@ func newIPAllocator(cidr string) (*ipAllocator, error) {
 		return nil, fmt.Errorf("pod CIDR %q: %w", cidr, err)
 	}
 	p = p.Masked()
-	return &ipAllocator{prefix: p, used: map[netip.Addr]bool{}, next: p.Addr().Next().Next()}, nil
+	return &ipAllocator{prefix: p, used: map[netip.Addr]string{}, next: p.Addr().Next().Next()}, nil
 }
 
-func (a *ipAllocator) allocate() (string, error) {
+func (a *ipAllocator) allocate(owner string) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	size := 1 << (a.prefix.Addr().BitLen() - a.prefix.Bits())
@@ -183,10 +186,10 @@ func (a *ipAllocator) allocate() (string, error) {
 		if !a.prefix.Contains(a.next) {
 			a.next = a.prefix.Addr().Next().Next()
 		}
-		if !a.prefix.Contains(ip) || a.used[ip] || isBroadcast(a.prefix, ip) {
+		if _, inUse := a.used[ip]; inUse || !a.prefix.Contains(ip) || isBroadcast(a.prefix, ip) {
 			continue
 		}
-		a.used[ip] = true
+		a.used[ip] = owner
 		return ip.String(), nil
 	}
 	return "", fmt.Errorf("no free IP left in pod CIDR %s", a.prefix)
@@ -201,23 +204,26 @@ func isBroadcast(p netip.Prefix, ip netip.Addr) bool {
 	return binary.BigEndian.Uint32(b[:])&host == host
 }
 
-func (a *ipAllocator) reserve(ip string) {
+func (a *ipAllocator) reserve(ip, owner string) {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return
 	}
 	a.mu.Lock()
-	a.used[addr] = true
+	a.used[addr] = owner
 	a.mu.Unlock()
 }
 
-func (a *ipAllocator) release(ip string) {
+// release frees ip if owner still holds it.
+func (a *ipAllocator) release(ip, owner string) {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return
 	}
 	a.mu.Lock()
-	delete(a.used, addr)
+	if a.used[addr] == owner {
+		delete(a.used, addr)
+	}
 	a.mu.Unlock()
 }
 
@@ -238,8 +244,8 @@ func (a *ipAllocator) replace(other *ipAllocator) {
 	other.mu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for ip := range a.used {
-		used[ip] = true
+	for ip, owner := range a.used {
+		used[ip] = owner
 	}
 	a.prefix, a.next, a.used = prefix, next, used
 }

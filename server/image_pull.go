@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/store"
 	imagestore "github.com/fakecontainerd/fakecontainerd/store/image"
 	"github.com/fakecontainerd/fakecontainerd/store/metadata"
@@ -115,6 +116,9 @@ func (c *criService) PullImage(ctx context.Context, r *runtime.PullImageRequest)
 	named := parsed.dockerRef()
 	ref := named.String()
 
+	if err := c.fire(ctx, faults.PointImagePull, func() faults.Target { return faults.Target{} }); err != nil {
+		return nil, fmt.Errorf("failed to pull and unpack image %q: failed to resolve reference %q: %w", imageRef, ref, err)
+	}
 	if err := c.clock.Sleep(ctx, registryRoundTrip); err != nil {
 		return nil, fmt.Errorf("failed to pull and unpack image %q: failed to resolve reference %q: %w", imageRef, ref, err)
 	}
@@ -133,12 +137,17 @@ func (c *criService) PullImage(ctx context.Context, r *runtime.PullImageRequest)
 	if named.Tag != "" {
 		repoTag = ref
 	}
-	for _, name := range []string{remote.ID, repoTag, repoDigest} {
+	for i, name := range []string{remote.ID, repoTag, repoDigest} {
 		if name == "" {
 			continue
 		}
 		if err := c.createImageReference(ctx, name, target, labels); err != nil {
 			return nil, fmt.Errorf("failed to create image reference %q: %w", name, err)
+		}
+		if i == 0 {
+			if err := c.unpack(ctx, remote.ID, remote.Size); err != nil {
+				return nil, fmt.Errorf("failed to pull and unpack image %q: %w", imageRef, err)
+			}
 		}
 		if err := c.updateImage(ctx, name); err != nil {
 			return nil, fmt.Errorf("failed to update image store %q: %w", name, err)
@@ -148,6 +157,29 @@ func (c *criService) PullImage(ctx context.Context, r *runtime.PullImageRequest)
 		"image": imageRef, "id": remote.ID, "repoTag": repoTag, "repoDigest": repoDigest, "size": remote.Size,
 	}).Infof("PullImage %q returns image reference %q", imageRef, remote.ID)
 	return &runtime.PullImageResponse{ImageRef: remote.ID}, nil
+}
+
+// unpack models the layer unpack of a pull. containerd mounts each parent
+// snapshot, applies the layer and unmounts it (an unmount without
+// "volatile" syncs what was written), and commits content with an fsync
+// inside a metadata write transaction. The fake spends that sync time
+// (size / disk_throughput; nothing with the volatile fix) inside one bbolt
+// write transaction, so every other metadata writer waits for it:
+// incident 2's chain, where container.Update under a status lock queued
+// behind boot-time pulls. The sync ignores the caller's deadline, as
+// syscalls do.
+func (c *criService) unpack(ctx context.Context, id string, size int64) error {
+	var cost time.Duration
+	if tp := c.config.Plugins.Fake.DiskThroughput.Bytes(); tp > 0 && !c.toggles.Enabled(faults.FixVolatile) {
+		cost = time.Duration(float64(size) / float64(tp) * float64(time.Second))
+	}
+	start := c.clock.Now()
+	err := c.db.UpdateImage(ctx, id, func(*metadata.Image) error {
+		_ = c.clock.Sleep(c.lifetime, cost)
+		return c.fire(ctx, faults.PointImageUnpack, func() faults.Target { return faults.Target{} })
+	})
+	c.log.WithFields(logrus.Fields{"image": id, "size": size, "cost": c.clock.Since(start)}).Debug("image unpacked")
+	return err
 }
 
 // isSandboxImage reports whether ref (normalised) is the configured sandbox

@@ -58,6 +58,7 @@ func newImageTestServiceAt(t *testing.T, root string) *criService {
 		rootDir:    filepath.Join(root, criPluginDir),
 		db:         db,
 		imageStore: imagestore.NewStore(),
+		lifetime:   context.Background(),
 	}
 }
 

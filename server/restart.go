@@ -89,7 +89,7 @@ func (c *criService) loadSandbox(ctx context.Context, rec metadata.Sandbox, t *s
 	sb := sandboxstore.NewSandbox(md, status)
 	if status.State == sandboxstore.StateReady {
 		if md.IP != "" {
-			c.ips.reserve(md.IP)
+			c.ips.reserve(md.IP, md.ID)
 		}
 		exitCh, err := t.Wait(c.eventMonitor.ctx)
 		if err != nil {

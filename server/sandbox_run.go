@@ -63,13 +63,13 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 		if err := c.fire(ctx, faults.PointCNISetup, target); err != nil {
 			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
 		}
-		ip, err := c.ips.allocate()
+		ip, err := c.ips.allocate(id)
 		if err != nil {
 			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
 		}
 		defer func() {
 			if retErr != nil {
-				c.ips.release(ip)
+				c.ips.release(ip, id)
 			}
 		}()
 		md.IP = ip

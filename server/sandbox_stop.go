@@ -49,7 +49,7 @@ func (c *criService) stopPodSandbox(ctx context.Context, sb sandboxstore.Sandbox
 		if err := c.fire(ctx, faults.PointCNITeardown, func() faults.Target { return c.sandboxTarget(sb.ID) }); err != nil {
 			return fmt.Errorf("failed to destroy network for sandbox %q: %w", sb.ID, err)
 		}
-		c.ips.release(sb.IP)
+		c.ips.release(sb.IP, sb.ID)
 	}
 	if sb.Status.Get().State == sandboxstore.StateReady {
 		if err := c.stopSandboxContainer(ctx, sb); err != nil {

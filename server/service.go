@@ -78,6 +78,11 @@ type criService struct {
 	faults  *faults.Injector
 	toggles *faults.Toggles
 
+	// lifetime ends when the server closes; work that models a syscall
+	// (and so ignores its caller's deadline) still ends with it.
+	lifetime context.Context
+	stop     context.CancelFunc
+
 	// podCIDR is set by UpdateRuntimeConfig.
 	mu      sync.Mutex
 	podCIDR string
@@ -92,6 +97,7 @@ type Server struct {
 	grpcLn      net.Listener
 	ttrpcLn     net.Listener
 	grpcAddress string
+	admin       *adminServer
 	closeOnce   sync.Once
 }
 
@@ -119,6 +125,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		faults:         o.Faults,
 		toggles:        o.Toggles,
 	}
+	c.lifetime, c.stop = context.WithCancel(context.Background())
 	if err := c.initFaults(cfg); err != nil {
 		return nil, err
 	}
@@ -185,6 +192,9 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	}
 	c.eventMonitor.start()
 
+	if s.admin, err = c.startAdmin(AdminAddress(cfg)); err != nil {
+		return nil, err
+	}
 	s.grpcLn, err = listenUnix(cfg.GRPC.Address, 0o660)
 	if err != nil {
 		return nil, fmt.Errorf("listen on CRI address %s: %w", cfg.GRPC.Address, err)
@@ -249,6 +259,14 @@ func (s *Server) Close() {
 			s.grpcLn.Close()
 		}
 		c := s.cri
+		c.stop()
+		if s.admin != nil {
+			s.admin.close()
+		}
+		if c.faults != nil {
+			// Let go of every injected delay and block so calls can end.
+			c.faults.Close()
+		}
 		if c.eventMonitor != nil {
 			c.eventMonitor.stop()
 		}

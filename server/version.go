@@ -91,7 +91,7 @@ func (c *criService) UpdateRuntimeConfig(ctx context.Context, r *runtime.UpdateR
 	c.mu.Unlock()
 	if changed {
 		for _, sb := range c.sandboxStore.List() {
-			ips.reserve(sb.IP)
+			ips.reserve(sb.IP, sb.ID)
 		}
 		c.ips.replace(ips)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/server"
 )
@@ -32,6 +34,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Aliases: []string{"l"}, Usage: "trace, debug, info, warn, error (overrides [debug] level)"},
 			&cli.Float64Flag{Name: "time-scale", Usage: "wall seconds per scenario second, e.g. 0.01 (overrides time_scale)"},
 			&cli.StringFlag{Name: "shim-mode", Usage: `"inprocess" or "process" (overrides shim_mode)`},
+			&cli.StringSliceFlag{Name: "fix", Usage: "switch a fix on (repeatable, or comma-separated): volatile, stopping_state, stopping_state_refined, update_outside_lock, shim_update_nowait"},
 		},
 		Action: serve,
 	}
@@ -62,14 +65,35 @@ func loadConfig(c *cli.Context, log *logrus.Logger) (*configs.Config, error) {
 	if v := c.String("state"); v != "" {
 		cfg.State = v
 	}
+	// Flag values are checked here so a bad one is reported by the flag's
+	// name, not the config key it overrides.
 	if v := c.String("log-level"); v != "" {
-		cfg.Debug.Level = v
+		if _, err := logrus.ParseLevel(v); err != nil {
+			return nil, fmt.Errorf("--log-level %q: want trace, debug, info, warn, error, fatal or panic", v)
+		}
+		cfg.Debug.Level = strings.ToLower(v)
 	}
 	if c.IsSet("time-scale") {
-		cfg.Plugins.Fake.TimeScale = c.Float64("time-scale")
+		v := c.Float64("time-scale")
+		if _, err := clock.New(v); err != nil {
+			return nil, fmt.Errorf("--time-scale: %w", err)
+		}
+		cfg.Plugins.Fake.TimeScale = v
 	}
 	if v := c.String("shim-mode"); v != "" {
+		if v != configs.ShimModeInProcess && v != configs.ShimModeProcess {
+			return nil, fmt.Errorf("--shim-mode %q: want %q or %q", v, configs.ShimModeInProcess, configs.ShimModeProcess)
+		}
 		cfg.Plugins.Fake.ShimMode = v
+	}
+	for _, v := range c.StringSlice("fix") {
+		fixes, err := faults.ParseFixes(v)
+		if err != nil {
+			return nil, fmt.Errorf("--fix: %w", err)
+		}
+		for _, f := range fixes {
+			cfg.Plugins.Fake.Fixes = append(cfg.Plugins.Fake.Fixes, string(f))
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -98,9 +122,9 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	clk, err := clock.New(cfg.Plugins.Fake.TimeScale)
+	clk, err := stateClock(cfg.State, cfg.Plugins.Fake.TimeScale)
 	if err != nil {
-		return fmt.Errorf("config: plugins.\"io.fakecontainerd.v1\".time_scale: %w", err)
+		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {

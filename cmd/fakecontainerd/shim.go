@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 )
@@ -34,6 +35,7 @@ func shimCommand() *cli.Command {
 			&cli.DurationFlag{Name: "stop-grace"},
 			&cli.BoolFlag{Name: "ignore-sigterm"},
 			&cli.StringFlag{Name: "log-level", Value: "info"},
+			&cli.StringSliceFlag{Name: "fix", Usage: "a fix toggle on in this shim (shim_update_nowait is the one the shim reads)"},
 		},
 		Action: runShim,
 	}
@@ -54,6 +56,16 @@ func runShim(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--time-scale: %w", err)
 	}
+	toggles := faults.NewToggles()
+	for _, v := range c.StringSlice("fix") {
+		fixes, err := faults.ParseFixes(v)
+		if err != nil {
+			return fmt.Errorf("--fix: %w", err)
+		}
+		for _, f := range fixes {
+			_ = toggles.Set(f, true)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	entry := log.WithFields(logrus.Fields{"sandbox": c.String("group"), "shim_pid": os.Getpid()})
@@ -65,6 +77,7 @@ func runShim(c *cli.Context) error {
 			StopGrace:  c.Duration("stop-grace"),
 			IgnoreTerm: c.Bool("ignore-sigterm"),
 		},
-		Log: entry,
+		Log:     entry,
+		Toggles: toggles,
 	})
 }
