@@ -135,6 +135,13 @@ type FakeConfig struct {
 	Fixes []string `toml:"fixes" json:"fixes"`
 	// Faults are armed at start.
 	Faults []FaultConfig `toml:"faults" json:"faults"`
+	// LockTracking follows status, process and metadata lock holders and
+	// waiters for `fakecontainerd blame`.
+	LockTracking bool `toml:"lock_tracking" json:"lock_tracking"`
+	// TimingLogThreshold: the timing logs ("[ListContainers] all list
+	// containers cost ...") are written at debug level for calls at least
+	// this slow, so a healthy run is quiet.
+	TimingLogThreshold Duration `toml:"timing_log_threshold" json:"timing_log_threshold"`
 }
 
 // FaultConfig is one [[plugins."io.fakecontainerd.v1".faults]] entry.

@@ -94,6 +94,13 @@ func (c *criService) adminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, ReleaseResponse{Released: n})
 	})
+	mux.HandleFunc("GET /v1/blame", func(w http.ResponseWriter, r *http.Request) {
+		if c.tracker == nil {
+			writeError(w, http.StatusConflict, fmt.Errorf("lock tracking is off (lock_tracking = false)"))
+			return
+		}
+		writeJSON(w, http.StatusOK, c.tracker.report())
+	})
 	mux.HandleFunc("GET /v1/fixes", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.toggles.State())
 	})

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 
-	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -19,10 +18,12 @@ func (c *criService) ListContainers(ctx context.Context, r *runtime.ListContaine
 	all := c.containerStore.List()
 	containers := make([]*runtime.Container, 0, len(all))
 	for _, cntr := range all {
+		getStart := c.clock.Now()
 		containers = append(containers, c.toCRIContainer(cntr))
+		c.timing("ListContainers", cntr.ID, c.clock.Since(getStart), "[ListContainers] get container %s status", cntr.ID)
 	}
 	containers = c.filterCRIContainers(containers, r.GetFilter())
-	c.log.WithFields(logrus.Fields{"method": "ListContainers", "cost": c.clock.Since(start), "containers": len(all)}).Trace("[ListContainers] all list containers cost")
+	c.timing("ListContainers", "", c.clock.Since(start), "[ListContainers] all list containers")
 	return &runtime.ListContainersResponse{Containers: containers}, nil
 }
 

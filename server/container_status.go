@@ -29,7 +29,7 @@ func (c *criService) ContainerStatus(ctx context.Context, r *runtime.ContainerSt
 	}
 	start := c.clock.Now()
 	status := cntr.Status.Get()
-	c.log.WithFields(map[string]any{"id": cntr.ID, "method": "ContainerStatus", "cost": c.clock.Since(start)}).Trace("get container status")
+	c.timing("ContainerStatus", cntr.ID, c.clock.Since(start), "[ContainerStatus] get container %s status", cntr.ID)
 	resp := &runtime.ContainerStatusResponse{Status: c.toCRIContainerStatus(cntr, status)}
 	if r.GetVerbose() {
 		info, err := c.toCRIContainerInfo(ctx, cntr, status)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
@@ -41,8 +40,7 @@ func (c *criService) UpdateContainerResources(ctx context.Context, r *runtime.Up
 			return c.updateContainerResources(ctx, cntr, r, status)
 		})
 	}
-	c.log.WithFields(logrus.Fields{"id": cntr.ID, "method": "UpdateContainerResources", "cost": c.clock.Since(start)}).
-		Debugf("[UpdateContainerResources] %s cost", cntr.ID)
+	c.timing("UpdateContainerResources", cntr.ID, c.clock.Since(start), "[UpdateContainerResources] %s", cntr.ID)
 	if err != nil {
 		return nil, fmt.Errorf("failed to update resources: %w", err)
 	}
@@ -108,8 +106,7 @@ func (c *criService) updateContainerResources(ctx context.Context, cntr containe
 	}
 	start := c.clock.Now()
 	err = task.Update(ctx, newSpec.Linux.Resources)
-	c.log.WithFields(logrus.Fields{"id": id, "method": "updateContainerSpec.taskUpdate", "cost": c.clock.Since(start)}).
-		Debugf("[updateContainerSpec.taskUpdate] %s cost", id)
+	c.timing("updateContainerSpec.taskUpdate", id, c.clock.Since(start), "[updateContainerSpec.taskUpdate] %s", id)
 	if err != nil {
 		if isNotFound(err) {
 			return newStatus, nil

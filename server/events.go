@@ -273,7 +273,7 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 	if err != nil {
 		return fmt.Errorf("failed to update container state: %w", err)
 	}
-	c.log.WithFields(logrus.Fields{"id": cntr.ID, "method": "handleContainerExit", "cost": c.clock.Since(start)}).Debug("handleContainerExit status.updateSync")
+	c.timing("handleContainerExit", cntr.ID, c.clock.Since(start), "handleContainerExit status.updateSync %s", cntr.ID)
 	cntr.Stop()
 	c.generateAndSendContainerEvent(ctx, cntr.ID, cntr.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	return nil

@@ -116,30 +116,29 @@ func (c *criService) metadataCommitHook(ctx context.Context, op string) error {
 }
 
 // statusOpts instruments a container's status storage: the status-lock
-// fault points fire before the lock is requested, the fsync point under
-// the write lock at the checkpoint's fsync.
+// fault points fire before the lock is requested and the tracker follows
+// written or contended acquisitions (statusLocks, blame.go); the fsync
+// point fires under the write lock at the checkpoint's fsync.
 func (c *criService) statusOpts() []containerstore.StatusOpt {
 	return []containerstore.StatusOpt{
-		containerstore.WithLockObserver(statusLockFaults{c}),
+		containerstore.WithLockObserver(statusLocks{c}),
 		containerstore.WithSyncHook(func(id string) error {
 			return c.fire(context.Background(), faults.PointStatusFsync, func() faults.Target { return c.containerTarget(id) })
 		}),
 	}
 }
 
-type statusLockFaults struct{ c *criService }
-
-func (s statusLockFaults) Wait(id string, write bool) containerstore.Token {
+// fireStatusLock fires the status-lock points. A status lock has no error
+// path: an error action is logged and ignored; delays and blocks hold the
+// caller before it asks for the lock.
+func (c *criService) fireStatusLock(id string, write bool) {
 	point := faults.PointStatusLockRead
 	if write {
 		point = faults.PointStatusLockWrite
 	}
-	// A status lock has no error path: an error action is logged and
-	// ignored; delays and blocks hold the caller before it asks for the lock.
-	if err := s.c.fire(context.Background(), point, func() faults.Target { return s.c.containerTarget(id) }); err != nil {
-		s.c.log.WithError(err).WithField("id", id).Debug("error fault at a status lock ignored")
+	if err := c.fire(context.Background(), point, func() faults.Target { return c.containerTarget(id) }); err != nil {
+		c.log.WithError(err).WithField("id", id).Debug("error fault at a status lock ignored")
 	}
-	return nil
 }
 
 // armAnnotationFaults arms the faults an object's annotations ask for,

@@ -78,6 +78,10 @@ type criService struct {
 	faults  *faults.Injector
 	toggles *faults.Toggles
 
+	// tracker follows lock holders and waiters for blame; nil when
+	// lock_tracking is off.
+	tracker *lockTracker
+
 	// lifetime ends when the server closes; work that models a syscall
 	// (and so ignores its caller's deadline) still ends with it.
 	lifetime context.Context
@@ -126,6 +130,9 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		toggles:        o.Toggles,
 	}
 	c.lifetime, c.stop = context.WithCancel(context.Background())
+	if cfg.Plugins.Fake.LockTracking {
+		c.tracker = newLockTracker(o.Clock)
+	}
 	if err := c.initFaults(cfg); err != nil {
 		return nil, err
 	}
@@ -139,8 +146,11 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		return nil, err
 	}
 	c.ips = ips
-	db, err := metadata.Open(filepath.Join(cfg.Root, metadataPluginDir, "meta.db"), metadata.WithNow(o.Clock.Now),
-		metadata.WithCommitHook(c.metadataCommitHook))
+	dbOpts := []metadata.Opt{metadata.WithNow(o.Clock.Now), metadata.WithCommitHook(c.metadataCommitHook)}
+	if c.tracker != nil {
+		dbOpts = append(dbOpts, metadata.WithTxObserver(metadataLocks{c.tracker}))
+	}
+	db, err := metadata.Open(filepath.Join(cfg.Root, metadataPluginDir, "meta.db"), dbOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -179,11 +189,15 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	if fake.StopGrace.Never() {
 		defaults.StopGrace = 0
 	}
-	c.shims, err = shim.NewManager(shim.ManagerConfig{
+	shimCfg := shim.ManagerConfig{
 		StateDir: cfg.State, Mode: fake.ShimMode, EventsAddress: ttrpcAddr, Clock: o.Clock,
 		Defaults: defaults, Log: o.Log, Executable: o.Executable, Args: o.ShimArgs,
 		Faults: c.faults, Toggles: c.toggles, Target: c.containerTarget,
-	})
+	}
+	if c.tracker != nil {
+		shimCfg.Locks, shimCfg.Calls = processLocks{c.tracker}, c.tracker
+	}
+	c.shims, err = shim.NewManager(shimCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,10 @@ type ManagerConfig struct {
 	Faults  *faults.Injector
 	Toggles *faults.Toggles
 	Target  func(id string) faults.Target
+	// Locks watches in-process shims' process locks; Calls watches the
+	// daemon's calls to every shim.
+	Locks LockObserver
+	Calls CallObserver
 }
 
 // Manager is the daemon side of the shims, the counterpart of containerd's
@@ -240,7 +244,7 @@ func (m *Manager) start(ctx context.Context, group string) (*shimConn, error) {
 		srv, err := NewServer(ServerConfig{
 			Group: group, StateDir: m.cfg.StateDir, EventsAddress: m.cfg.EventsAddress,
 			Clock: m.cfg.Clock, Defaults: m.cfg.Defaults, Log: log.WithField("shim", "inprocess"),
-			Faults: m.cfg.Faults, Toggles: m.cfg.Toggles, Target: m.cfg.Target,
+			Faults: m.cfg.Faults, Toggles: m.cfg.Toggles, Target: m.cfg.Target, Locks: m.cfg.Locks,
 		})
 		if err != nil {
 			return nil, err

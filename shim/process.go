@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -67,6 +68,7 @@ type Init struct {
 	// deleting is set while Delete runs, for the shim_update_nowait fix.
 	deleting atomic.Bool
 	toggles  *faults.Toggles
+	locks    LockObserver
 	// fire fires a fault point for this process.
 	fire func(point string) error
 }
@@ -84,8 +86,8 @@ func (p *Init) publishViewLocked() {
 
 // Status is the process state as State reports it, read under mu.
 func (p *Init) Status(ctx context.Context) (processStatus, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	unlock, _ := p.lock("State")
+	defer unlock()
 	return p.status, nil
 }
 
@@ -116,15 +118,15 @@ func (s *stateSnapshot) taskStatus() task.Status {
 
 // State takes mu, as runc-shim's Init.Status does.
 func (p *Init) State() *stateSnapshot {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	unlock, _ := p.lock("State")
+	defer unlock()
 	return p.state()
 }
 
 // Start moves a created process to running and arms its scripted exit.
 func (p *Init) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	unlock, _ := p.lock("Start")
+	defer unlock()
 	switch p.status {
 	case statusCreated:
 	case statusRunning:
@@ -167,8 +169,8 @@ func (p *Init) scheduleExitLocked(after time.Duration, code uint32) {
 // stop grace, unless the process ignores it. The exit itself is processed
 // asynchronously, as the reaper does after runc kill returns.
 func (p *Init) Kill(ctx context.Context, signal uint32) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	unlock, _ := p.lock("Kill")
+	defer unlock()
 	switch p.status {
 	case statusStopped, statusDeleted:
 		return status.Errorf(codes.NotFound, "process already finished")
@@ -190,9 +192,9 @@ func (p *Init) Kill(ctx context.Context, signal uint32) error {
 // setExited is the shim's exit processing: it takes mu (as Init.SetExited
 // does), records the exit and then publishes TaskExit outside the lock.
 func (p *Init) setExited(code uint32) {
-	p.mu.Lock()
+	unlock, _ := p.lock("SetExited")
 	if p.status != statusRunning && p.status != statusCreated {
-		p.mu.Unlock()
+		unlock()
 		return
 	}
 	now := p.clock.Now()
@@ -206,7 +208,7 @@ func (p *Init) setExited(code uint32) {
 		p.log.WithError(err).Warn("failed to persist process exit")
 	}
 	p.waitOnce.Do(func() { close(p.waitBlock) })
-	p.mu.Unlock()
+	unlock()
 	p.exited(p)
 }
 
@@ -217,8 +219,8 @@ func (p *Init) Wait(ctx context.Context) (uint32, time.Time, error) {
 	case <-ctx.Done():
 		return 0, time.Time{}, ctx.Err()
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	unlock, _ := p.lock("Wait")
+	defer unlock()
 	return p.exitStatus, p.exitedAt, nil
 }
 
@@ -229,8 +231,8 @@ func (p *Init) Wait(ctx context.Context) (uint32, time.Time, error) {
 func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Duration, error) {
 	p.deleting.Store(true)
 	defer p.deleting.Store(false)
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	unlock, tok := p.lock("Delete")
+	defer unlock()
 	switch p.status {
 	case statusRunning:
 		return nil, 0, status.Errorf(codes.FailedPrecondition, "cannot delete a running process")
@@ -239,6 +241,13 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	}
 	cost := p.rootfs.UnmountCost(p.clock.Now())
 	start := p.clock.Now()
+	if tok != nil {
+		if p.rootfs.Volatile() {
+			tok.Detail("unmounting rootfs (volatile: nothing to sync)")
+		} else {
+			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", humanBytes(p.rootfs.Dirty(start))))
+		}
+	}
 	logger := p.log.WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
 	logger.Debug("unmounting rootfs")
 	_ = p.clock.Sleep(lifetime, cost)
@@ -272,8 +281,8 @@ func (p *Init) Update(ctx context.Context, resources json.RawMessage) error {
 	if p.toggles.Enabled(faults.FixShimUpdateNoWait) && p.deleting.Load() {
 		return status.Errorf(codes.NotFound, "process %s is being deleted", p.id)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	unlock, _ := p.lock("Update")
+	defer unlock()
 	switch p.status {
 	case statusStopped:
 		return status.Errorf(codes.Unknown, "cannot update a stopped container")
@@ -290,4 +299,18 @@ func (p *Init) persistLocked() error {
 		return nil
 	}
 	return p.persist(p)
+}
+
+// humanBytes prints a size the way the blame chain reads it: "1.8 GiB".
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

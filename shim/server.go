@@ -42,6 +42,7 @@ type ServerConfig struct {
 	Faults        *faults.Injector
 	Toggles       *faults.Toggles
 	Target        func(id string) faults.Target
+	Locks         LockObserver
 }
 
 // Server is a running shim.
@@ -72,7 +73,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	svc, err := NewService(ServiceConfig{
 		Group: cfg.Group, RuncRoot: RuncRoot(cfg.StateDir), Clock: cfg.Clock, Defaults: cfg.Defaults,
 		Publisher: s.pub, Log: cfg.Log, OnShutdown: s.requestExit,
-		Faults: cfg.Faults, Toggles: cfg.Toggles, Target: cfg.Target,
+		Faults: cfg.Faults, Toggles: cfg.Toggles, Target: cfg.Target, Locks: cfg.Locks,
 	})
 	if err != nil {
 		ln.Close()

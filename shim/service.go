@@ -59,6 +59,8 @@ type ServiceConfig struct {
 	// Target describes a container for fault selectors; without it (a
 	// process-mode shim) the bundle spec's annotations describe it.
 	Target func(id string) faults.Target
+	// Locks watches the process locks (in-process shims only).
+	Locks LockObserver
 }
 
 // Service is the fake runc shim's task service (containerd.task.v2.Task).
@@ -127,6 +129,7 @@ func (s *Service) newInit(id, bundle string, pid uint32, b Behaviour, rootfs *Ro
 	p.exited = s.processExited
 	p.persist = func(p *Init) error { return writeRecord(s.cfg.RuncRoot, p.record(s.cfg.Group)) }
 	p.toggles = s.cfg.Toggles
+	p.locks = s.cfg.Locks
 	p.fire = func(point string) error { return s.fire(point, id) }
 	return p
 }

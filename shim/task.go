@@ -39,6 +39,14 @@ type Task struct {
 // ID is the container id.
 func (t *Task) ID() string { return t.id }
 
+// track reports a call to the shim to the manager's call observer.
+func (t *Task) track(method string) func() {
+	if t.m.cfg.Calls == nil {
+		return func() {}
+	}
+	return t.m.cfg.Calls.Start(t.id, method)
+}
+
 // Pid is the init process's pid.
 func (t *Task) Pid() uint32 { return t.pid }
 
@@ -116,7 +124,9 @@ func IsNotFound(err error) bool { return status.Code(err) == codes.NotFound }
 func (t *Task) Status(ctx context.Context) (TaskState, error) {
 	sctx, cancel := t.m.cfg.Clock.WithTimeout(ctx, StateTimeout)
 	defer cancel()
+	done := t.track("State")
 	resp, err := t.shim.task.State(sctx, &taskAPI.StateRequest{ID: t.id})
+	done()
 	if err != nil {
 		err = fromShim(err)
 		if c := status.Code(err); c == codes.NotFound || c == codes.Unavailable {
@@ -136,12 +146,14 @@ func (t *Task) Status(ctx context.Context) (TaskState, error) {
 
 // Start starts the task.
 func (t *Task) Start(ctx context.Context) error {
+	defer t.track("Start")()
 	_, err := t.shim.task.Start(ctx, &taskAPI.StartRequest{ID: t.id})
 	return fromShim(err)
 }
 
 // Kill signals the task's init.
 func (t *Task) Kill(ctx context.Context, sig syscall.Signal) error {
+	defer t.track("Kill")()
 	_, err := t.shim.task.Kill(ctx, &taskAPI.KillRequest{ID: t.id, Signal: uint32(sig), All: true})
 	return fromShim(err)
 }
@@ -174,6 +186,7 @@ func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 	if err != nil {
 		return fmt.Errorf("encode resources of %s: %w", t.id, err)
 	}
+	defer t.track("Update")()
 	_, err = t.shim.task.Update(ctx, &taskAPI.UpdateTaskRequest{
 		ID: t.id, Resources: &anypb.Any{TypeUrl: ResourcesTypeURL, Value: data},
 	})
@@ -243,7 +256,9 @@ func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, erro
 		return nil, &shimError{code: codes.FailedPrecondition, msg: fmt.Sprintf("task must be stopped before deletion: %s: failed precondition", st.Status)}
 	}
 	start := t.m.cfg.Clock.Now()
+	done := t.track("Delete")
 	resp, err := t.shim.task.Delete(ctx, &taskAPI.DeleteRequest{ID: t.id})
+	done()
 	if err != nil {
 		err = fromShim(err)
 		t.m.cfg.Log.WithError(err).WithField("id", t.id).Debug("failed to delete task")

@@ -191,15 +191,22 @@ type StatusStorage interface {
 	Delete() error
 }
 
-// LockObserver watches the status lock, for lock-wait instrumentation.
+// LockObserver watches the status lock, for fault injection and lock-wait
+// instrumentation.
 //
 // StatusStorage methods take no context (as containerd's do), so the
 // observer is not told which CRI operation is asking; it attributes waits
 // by its own means, e.g. by goroutine.
 type LockObserver interface {
-	// Wait is called just before the lock is requested; write tells Lock
-	// from RLock.
-	Wait(id string, write bool) Token
+	// Requesting is called on every acquisition, before the lock is
+	// requested: a delay injected here holds the caller before it queues.
+	Requesting(id string, write bool)
+	// Track is called once the caller knows whether it must wait:
+	// contended is false when the lock was taken at once. It returns a
+	// Token that follows the rest of the acquisition, or nil to follow
+	// nothing (an uncontended read holds the lock only for a copy, so
+	// instrumentation can leave it alone and cost nothing).
+	Track(id string, write, contended bool) Token
 }
 
 // Token follows one lock acquisition.
@@ -273,16 +280,32 @@ type statusStorage struct {
 	status   Status
 }
 
-// acquire takes the lock, telling the observer if there is one.
+// acquire takes the lock, telling the observer if there is one. It tries
+// the lock first so the observer learns whether the caller waits; that is
+// the same lock with the same writer preference, only observed.
 func (s *statusStorage) acquire(write bool) Token {
-	var t Token
-	if s.observer != nil {
-		t = s.observer.Wait(s.id, write)
+	if s.observer == nil {
+		if write {
+			s.Lock()
+		} else {
+			s.RLock()
+		}
+		return nil
 	}
+	s.observer.Requesting(s.id, write)
+	var taken bool
 	if write {
-		s.Lock()
+		taken = s.TryLock()
 	} else {
-		s.RLock()
+		taken = s.TryRLock()
+	}
+	t := s.observer.Track(s.id, write, !taken)
+	if !taken {
+		if write {
+			s.Lock()
+		} else {
+			s.RLock()
+		}
 	}
 	if t != nil {
 		t.Acquired()

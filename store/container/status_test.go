@@ -300,8 +300,14 @@ func (r *recorder) add(e event) {
 	r.events = append(r.events, e)
 }
 
-func (r *recorder) Wait(id string, write bool) Token {
-	r.add(event{id, write, "wait"})
+func (r *recorder) Requesting(id string, write bool) { r.add(event{id, write, "requesting"}) }
+
+func (r *recorder) Track(id string, write, contended bool) Token {
+	what := "taken"
+	if contended {
+		what = "wait"
+	}
+	r.add(event{id, write, what})
 	return &recToken{r: r, id: id, write: write}
 }
 
@@ -329,9 +335,9 @@ func TestLockObserver(t *testing.T) {
 		t.Fatal("Update fn error lost")
 	}
 	want := []event{
-		{"c1", false, "wait"}, {"c1", false, "acquired"}, {"c1", false, "released"},
-		{"c1", true, "wait"}, {"c1", true, "acquired"}, {"c1", true, "fn"}, {"c1", true, "released"},
-		{"c1", true, "wait"}, {"c1", true, "acquired"}, {"c1", true, "released"},
+		{"c1", false, "requesting"}, {"c1", false, "taken"}, {"c1", false, "acquired"}, {"c1", false, "released"},
+		{"c1", true, "requesting"}, {"c1", true, "taken"}, {"c1", true, "acquired"}, {"c1", true, "fn"}, {"c1", true, "released"},
+		{"c1", true, "requesting"}, {"c1", true, "taken"}, {"c1", true, "acquired"}, {"c1", true, "released"},
 	}
 	if len(rec.events) != len(want) {
 		t.Fatalf("events %v; want %v", rec.events, want)

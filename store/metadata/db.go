@@ -41,6 +41,25 @@ type DB struct {
 	path       string
 	now        func() time.Time
 	commitHook func(ctx context.Context, op string) error
+	txObserver TxObserver
+}
+
+// TxObserver watches bbolt's single writer lock: who holds it and who
+// queues for it (incident 2's chain runs through it).
+type TxObserver interface {
+	// Requesting is called before a write transaction asks for the lock.
+	Requesting(ctx context.Context, op string) TxToken
+}
+
+// TxToken follows one write transaction.
+type TxToken interface {
+	Acquired()
+	Released()
+}
+
+// WithTxObserver reports every write transaction to o.
+func WithTxObserver(o TxObserver) Opt {
+	return func(db *DB) { db.txObserver = o }
 }
 
 // Opt configures Open.
@@ -123,6 +142,15 @@ func bucket(tx *bbolt.Tx, name string) *bbolt.Bucket {
 func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if db.txObserver != nil {
+		t := db.txObserver.Requesting(ctx, op)
+		defer t.Released()
+		inner := fn
+		fn = func(tx *bbolt.Tx) error {
+			t.Acquired()
+			return inner(tx)
+		}
 	}
 	return db.bdb.Update(func(tx *bbolt.Tx) error {
 		if err := fn(tx); err != nil {

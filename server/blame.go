@@ -1,0 +1,408 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/shim"
+	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
+	"github.com/fakecontainerd/fakecontainerd/store/metadata"
+)
+
+// Lock kinds the tracker follows.
+type lockKind string
+
+const (
+	lockStatus   lockKind = "status lock"
+	lockProcess  lockKind = "process lock"
+	lockMetadata lockKind = "metadata write lock"
+)
+
+type lockKey struct {
+	kind lockKind
+	id   string // container id; "" for the metadata lock
+}
+
+func (k lockKey) String() string {
+	if k.id == "" {
+		return "the " + string(k.kind)
+	}
+	return "the " + string(k.kind) + " of container " + shortID(k.id)
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// lockUse is one goroutine's use of a lock: waiting for it, then holding it.
+type lockUse struct {
+	t        *lockTracker
+	key      lockKey
+	gid      uint64
+	op       string
+	write    bool
+	since    time.Time // asked for the lock
+	heldFrom time.Time // zero while waiting
+	detail   string
+}
+
+// shimCall is a daemon-side ttrpc call in flight.
+type shimCall struct {
+	id     string
+	method string
+	since  time.Time
+}
+
+// waitRecord is a finished wait, for the longest-recent-waits list.
+type waitRecord struct {
+	Lock   string        `json:"lock"`
+	Op     string        `json:"op"`
+	Waited time.Duration `json:"waited"`
+	At     time.Time     `json:"at"`
+}
+
+// Bounds of the longest-recent-waits list.
+const (
+	recentWaits      = 20
+	recentWaitWindow = 10 * time.Minute
+)
+
+// lockTracker knows, for every contended or written lock, who holds it and
+// who waits, and for every goroutine its call in flight to a shim, so that
+// blame can follow a wait from one lock to the next. Uncontended reads of
+// a status lock are not tracked at all, so a healthy ListContainers pays
+// only for a TryRLock.
+type lockTracker struct {
+	clock clock.Clock
+
+	mu     sync.Mutex
+	locks  map[lockKey][]*lockUse
+	calls  map[uint64]shimCall
+	recent []waitRecord
+}
+
+func newLockTracker(clk clock.Clock) *lockTracker {
+	return &lockTracker{clock: clk, locks: map[lockKey][]*lockUse{}, calls: map[uint64]shimCall{}}
+}
+
+func (t *lockTracker) track(key lockKey, op string, write bool) *lockUse {
+	u := &lockUse{t: t, key: key, gid: goid(), op: op, write: write, since: t.clock.Now()}
+	t.mu.Lock()
+	t.locks[key] = append(t.locks[key], u)
+	t.mu.Unlock()
+	return u
+}
+
+func (u *lockUse) Acquired() {
+	now := u.t.clock.Now()
+	u.t.mu.Lock()
+	defer u.t.mu.Unlock()
+	u.heldFrom = now
+	if waited := now.Sub(u.since); waited > time.Millisecond {
+		u.t.recordWaitLocked(waitRecord{Lock: u.key.String(), Op: u.op, Waited: waited, At: now})
+	}
+}
+
+func (u *lockUse) Detail(what string) {
+	u.t.mu.Lock()
+	u.detail = what
+	u.t.mu.Unlock()
+}
+
+func (u *lockUse) Released() {
+	u.t.mu.Lock()
+	defer u.t.mu.Unlock()
+	uses := u.t.locks[u.key]
+	for i, v := range uses {
+		if v == u {
+			uses = append(uses[:i], uses[i+1:]...)
+			break
+		}
+	}
+	if len(uses) == 0 {
+		delete(u.t.locks, u.key)
+	} else {
+		u.t.locks[u.key] = uses
+	}
+}
+
+func (t *lockTracker) recordWaitLocked(r waitRecord) {
+	cutoff := r.At.Add(-recentWaitWindow)
+	kept := t.recent[:0]
+	for _, w := range t.recent {
+		if w.At.After(cutoff) {
+			kept = append(kept, w)
+		}
+	}
+	kept = append(kept, r)
+	sort.SliceStable(kept, func(i, j int) bool { return kept[i].Waited > kept[j].Waited })
+	if len(kept) > recentWaits {
+		kept = kept[:recentWaits]
+	}
+	t.recent = kept
+}
+
+// detailCurrent says what the calling goroutine is doing with a lock it
+// holds (e.g. an unpack inside the metadata write transaction).
+func (t *lockTracker) detailCurrent(key lockKey, what string) {
+	gid := goid()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, u := range t.locks[key] {
+		if u.gid == gid && !u.heldFrom.IsZero() {
+			u.detail = what
+		}
+	}
+}
+
+// Start is shim.CallObserver: a daemon-side call to a shim begins.
+func (t *lockTracker) Start(id, method string) func() {
+	gid := goid()
+	t.mu.Lock()
+	t.calls[gid] = shimCall{id: id, method: method, since: t.clock.Now()}
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		delete(t.calls, gid)
+		t.mu.Unlock()
+	}
+}
+
+// processLocks is shim.LockObserver for in-process shims.
+type processLocks struct{ t *lockTracker }
+
+func (p processLocks) Track(id, op string, contended bool) shim.LockToken {
+	return p.t.track(lockKey{lockProcess, id}, "shim "+op, true)
+}
+
+// metadataLocks is metadata.TxObserver: bbolt's single writer lock.
+type metadataLocks struct{ t *lockTracker }
+
+func (m metadataLocks) Requesting(ctx context.Context, op string) metadata.TxToken {
+	return m.t.track(lockKey{kind: lockMetadata}, callerOp()+" ("+op+")", true)
+}
+
+// statusLocks is the status storage's LockObserver: fault points on every
+// acquisition, tracking when the lock is written or contended.
+type statusLocks struct{ c *criService }
+
+func (s statusLocks) Requesting(id string, write bool) { s.c.fireStatusLock(id, write) }
+
+func (s statusLocks) Track(id string, write, contended bool) containerstore.Token {
+	if s.c.tracker == nil || (!write && !contended) {
+		return nil
+	}
+	return s.c.tracker.track(lockKey{lockStatus, id}, callerOp(), write)
+}
+
+// callerOp names the operation a goroutine is doing: the outermost
+// criService method on its stack (ListContainers, UpdateContainerResources,
+// handleContainerExit, ...).
+func callerOp() string {
+	var pcs [48]uintptr
+	n := runtime.Callers(3, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	op := ""
+	const prefix = "github.com/fakecontainerd/fakecontainerd/server.(*criService)."
+	for {
+		f, more := frames.Next()
+		if name, ok := strings.CutPrefix(f.Function, prefix); ok {
+			op = strings.SplitN(name, ".", 2)[0]
+		}
+		if !more {
+			break
+		}
+	}
+	if op == "" {
+		return "unknown"
+	}
+	return op
+}
+
+// goid is the calling goroutine's id, from its stack header. Go offers no
+// cheaper way; it is only paid on contended or written locks.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	n, _ := strconv.ParseUint(string(b), 10, 64)
+	return n
+}
+
+// BlameReport is what `fakecontainerd blame` shows.
+type BlameReport struct {
+	// Chains are the current wait-for chains, in plain words.
+	Chains []string `json:"chains"`
+	// Locks lists every tracked lock with its holders and waiters.
+	Locks []LockReport `json:"locks"`
+	// Longest are the longest waits of the last 10 minutes.
+	Longest []waitRecord `json:"longest"`
+}
+
+// LockReport is one lock's holders and waiters.
+type LockReport struct {
+	Lock    string     `json:"lock"`
+	Holders []UseEntry `json:"holders"`
+	Waiters []UseEntry `json:"waiters"`
+}
+
+// UseEntry is one holder or waiter.
+type UseEntry struct {
+	Op        string        `json:"op"`
+	Goroutine uint64        `json:"goroutine"`
+	For       time.Duration `json:"for"`
+	Detail    string        `json:"detail,omitempty"`
+	ShimCall  string        `json:"shim_call,omitempty"`
+}
+
+// report builds the blame report from a consistent snapshot.
+func (t *lockTracker) report() BlameReport {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.clock.Now()
+	var rep BlameReport
+	keys := make([]lockKey, 0, len(t.locks))
+	for k := range t.locks {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	for _, k := range keys {
+		lr := LockReport{Lock: k.String()}
+		for _, u := range t.locks[k] {
+			e := UseEntry{Op: u.op, Goroutine: u.gid, Detail: u.detail}
+			if call, ok := t.calls[u.gid]; ok {
+				e.ShimCall = call.method + " " + shortID(call.id)
+			}
+			if u.heldFrom.IsZero() {
+				e.For = now.Sub(u.since)
+				lr.Waiters = append(lr.Waiters, e)
+			} else {
+				e.For = now.Sub(u.heldFrom)
+				lr.Holders = append(lr.Holders, e)
+			}
+		}
+		rep.Locks = append(rep.Locks, lr)
+		if len(lr.Waiters) > 0 {
+			rep.Chains = append(rep.Chains, t.chainLocked(k, now))
+		}
+	}
+	rep.Longest = append(rep.Longest, t.recent...)
+	return rep
+}
+
+// chainLocked says, in words, why the waiters of key wait.
+func (t *lockTracker) chainLocked(key lockKey, now time.Time) string {
+	var b strings.Builder
+	b.WriteString(waitersPhrase(t.locks[key], now))
+	b.WriteString(" waits on ")
+	b.WriteString(key.String())
+	visited := map[lockKey]bool{}
+	t.followLocked(&b, key, now, visited)
+	b.WriteString(".")
+	return b.String()
+}
+
+// waitersPhrase groups waiters by operation: "ListContainers (3 callers)".
+func waitersPhrase(uses []*lockUse, now time.Time) string {
+	count := map[string]int{}
+	var order []string
+	for _, u := range uses {
+		if !u.heldFrom.IsZero() {
+			continue
+		}
+		if count[u.op] == 0 {
+			order = append(order, u.op)
+		}
+		count[u.op]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, op := range order {
+		if count[op] > 1 {
+			parts = append(parts, fmt.Sprintf("%s (%d callers)", op, count[op]))
+		} else {
+			parts = append(parts, op)
+		}
+	}
+	return strings.Join(parts, " and ")
+}
+
+// followLocked appends who holds key and what that holder waits on, lock
+// after lock, until a holder waits on nothing.
+func (t *lockTracker) followLocked(b *strings.Builder, key lockKey, now time.Time, visited map[lockKey]bool) {
+	if visited[key] {
+		b.WriteString(" (a cycle)")
+		return
+	}
+	visited[key] = true
+	var holder *lockUse
+	for _, u := range t.locks[key] {
+		if !u.heldFrom.IsZero() && (holder == nil || u.heldFrom.Before(holder.heldFrom)) {
+			holder = u
+		}
+	}
+	if holder == nil {
+		b.WriteString(", which nobody holds now (its waiters are being let in)")
+		return
+	}
+	fmt.Fprintf(b, ", held %s by %s", roundDuration(now.Sub(holder.heldFrom)), holder.op)
+	if holder.detail != "" {
+		b.WriteString(", " + holder.detail)
+	}
+	// The holder is in a call to a shim: follow it to the process lock.
+	if call, ok := t.calls[holder.gid]; ok {
+		fmt.Fprintf(b, ", which waits on shim %s", call.method)
+		pk := lockKey{lockProcess, call.id}
+		if t.hasHolderLocked(pk) {
+			b.WriteString(", which waits on the process lock")
+			if pk.id != key.id {
+				b.WriteString(" of container " + shortID(pk.id))
+			}
+			t.followLocked(b, pk, now, visited)
+		}
+		return
+	}
+	// The holder waits for another lock.
+	for k, uses := range t.locks {
+		for _, u := range uses {
+			if u.gid == holder.gid && u.heldFrom.IsZero() {
+				fmt.Fprintf(b, ", which waits on %s", k)
+				t.followLocked(b, k, now, visited)
+				return
+			}
+		}
+	}
+}
+
+func (t *lockTracker) hasHolderLocked(k lockKey) bool {
+	for _, u := range t.locks[k] {
+		if !u.heldFrom.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	default:
+		return d.Round(time.Millisecond)
+	}
+}
