@@ -16,6 +16,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
+	"github.com/fakecontainerd/fakecontainerd/shim"
 	"github.com/fakecontainerd/fakecontainerd/store"
 	imagestore "github.com/fakecontainerd/fakecontainerd/store/image"
 	"github.com/fakecontainerd/fakecontainerd/store/metadata"
@@ -176,7 +177,7 @@ func (c *criService) unpack(ctx context.Context, id string, size int64) error {
 	start := c.clock.Now()
 	err := c.db.UpdateImage(ctx, id, func(*metadata.Image) error {
 		if c.tracker != nil && cost > 0 {
-			c.tracker.detailCurrent(lockKey{kind: lockMetadata}, fmt.Sprintf("unpacking image %s: syncing %s without volatile", shortID(strings.TrimPrefix(id, "sha256:")), humanSize(size)))
+			c.tracker.detailCurrent(lockKey{kind: lockMetadata}, fmt.Sprintf("unpacking image %s: syncing %s without volatile", shortID(strings.TrimPrefix(id, "sha256:")), shim.HumanBytes(size)))
 		}
 		_ = c.clock.Sleep(c.lifetime, cost)
 		return c.fire(ctx, faults.PointImageUnpack, func() faults.Target { return faults.Target{} })
@@ -346,18 +347,4 @@ func (c *criService) createImageReference(ctx context.Context, name string, targ
 		rec.Labels = labels
 		return nil
 	})
-}
-
-// humanSize prints a byte count as "1.2 GiB".
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -245,7 +245,7 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 		if p.rootfs.Volatile() {
 			tok.Detail("unmounting rootfs (volatile: nothing to sync)")
 		} else {
-			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", humanBytes(p.rootfs.Dirty(start))))
+			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(p.rootfs.Dirty(start))))
 		}
 	}
 	logger := p.log.WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
@@ -301,8 +301,8 @@ func (p *Init) persistLocked() error {
 	return p.persist(p)
 }
 
-// humanBytes prints a size the way the blame chain reads it: "1.8 GiB".
-func humanBytes(n int64) string {
+// HumanBytes prints a size the way the blame chain reads it: "1.8 GiB".
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
