@@ -185,6 +185,11 @@ func checkSocketPath(path string) error {
 	return nil
 }
 
+// CheckListenAddress is the check of debug.address and metrics.address,
+// for flags that override them (--debug-address, --metrics-address) and
+// for the server, which checks again before it listens.
+func CheckListenAddress(addr string) error { return checkListenAddress(addr) }
+
 // checkListenAddress checks debug.address and metrics.address. Only unix
 // sockets and loopback TCP are allowed: the debug endpoint serves pprof and
 // a fake runtime must never be reachable from the network.

@@ -86,6 +86,10 @@ const (
 type lockTracker struct {
 	clock clock.Clock
 
+	// statusWaited and statusHeld, when set (metrics.go), see every
+	// tracked status-lock wait and hold; set before the tracker is used.
+	statusWaited, statusHeld func(op string, d time.Duration)
+
 	mu     sync.Mutex
 	locks  map[lockKey][]*lockUse
 	calls  map[uint64]shimCall
@@ -106,11 +110,15 @@ func (t *lockTracker) track(key lockKey, op string, write bool) *lockUse {
 
 func (u *lockUse) Acquired() {
 	now := u.t.clock.Now()
+	waited := now.Sub(u.since)
 	u.t.mu.Lock()
-	defer u.t.mu.Unlock()
 	u.heldFrom = now
-	if waited := now.Sub(u.since); waited > time.Millisecond {
+	if waited > time.Millisecond {
 		u.t.recordWaitLocked(waitRecord{Lock: u.key.String(), Op: u.op, Waited: waited, At: now})
+	}
+	u.t.mu.Unlock()
+	if u.key.kind == lockStatus && u.t.statusWaited != nil {
+		u.t.statusWaited(u.op, waited)
 	}
 }
 
@@ -121,6 +129,10 @@ func (u *lockUse) Detail(what string) {
 }
 
 func (u *lockUse) Released() {
+	if u.key.kind == lockStatus && u.t.statusHeld != nil {
+		// heldFrom was written by this goroutine in Acquired.
+		u.t.statusHeld(u.op, u.t.clock.Since(u.heldFrom))
+	}
 	u.t.mu.Lock()
 	defer u.t.mu.Unlock()
 	uses := u.t.locks[u.key]

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,7 +33,10 @@ func (c *criService) StopContainer(ctx context.Context, r *runtime.StopContainer
 		}
 		return nil, fmt.Errorf("an error occurred when try to find container %q: %w", r.GetContainerId(), err)
 	}
-	if err := c.stopContainer(ctx, cntr, time.Duration(r.GetTimeout())*time.Second); err != nil {
+	// Seconds beyond what a Duration holds would overflow to a negative
+	// timeout, which means SIGKILL at once: cap them instead.
+	timeout := time.Duration(min(r.GetTimeout(), int64(math.MaxInt64/time.Second))) * time.Second
+	if err := c.stopContainer(ctx, cntr, timeout); err != nil {
 		return nil, err
 	}
 	return &runtime.StopContainerResponse{}, nil

@@ -6,6 +6,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
@@ -58,9 +60,12 @@ func instrument[Req any, Resp any](in *instrumentedService, ctx context.Context,
 	cost := in.c.clock.Since(start)
 	if err != nil {
 		log.WithError(err).WithField("cost", cost).Errorf("%s failed", method)
+		gerr := toGRPC(err)
+		c.metrics.observeCRI(method, status.Code(gerr), cost)
 		var zero Resp
-		return zero, toGRPC(err)
+		return zero, gerr
 	}
+	c.metrics.observeCRI(method, codes.OK, cost)
 	log.WithField("cost", cost).Logf(level, "%s returns successfully", method)
 	return resp, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -158,6 +160,11 @@ func validateSandboxConfig(config *runtime.PodSandboxConfig) error {
 		if err := validateNamePart(s.field, s.v); err != nil {
 			return err
 		}
+	}
+	// Container logs are written under the log directory: a relative one
+	// would put them in the server's working directory.
+	if d := config.GetLogDirectory(); d != "" && (!filepath.IsAbs(d) || strings.ContainsRune(d, 0)) {
+		return errInvalid("sandbox config.log_directory %q: must be an absolute path", d)
 	}
 	if err := validateLabelsAndAnnotations(config.GetLabels(), config.GetAnnotations()); err != nil {
 		return err

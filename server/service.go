@@ -81,6 +81,8 @@ type criService struct {
 	// tracker follows lock holders and waiters for blame; nil when
 	// lock_tracking is off.
 	tracker *lockTracker
+	// metrics is nil unless [metrics] address is set (metrics.go).
+	metrics *metrics
 
 	// lifetime ends when the server closes; work that models a syscall
 	// (and so ignores its caller's deadline) still ends with it.
@@ -102,7 +104,11 @@ type Server struct {
 	ttrpcLn     net.Listener
 	grpcAddress string
 	admin       *adminServer
-	closeOnce   sync.Once
+	// metricsEndpoint and debugEndpoint serve [metrics] and [debug]
+	// address; nil when not configured (endpoints.go).
+	metricsEndpoint *httpEndpoint
+	debugEndpoint   *httpEndpoint
+	closeOnce       sync.Once
 }
 
 // TTRPCAddress is where the shims' events go: containerd's default
@@ -135,6 +141,9 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	}
 	if err := c.initFaults(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.Metrics.Address != "" {
+		c.initMetrics()
 	}
 	for _, d := range []string{c.rootDir, c.stateDir, filepath.Join(cfg.Root, snapshotPluginDir)} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -195,7 +204,11 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		Faults: c.faults, Toggles: c.toggles, Target: c.containerTarget,
 	}
 	if c.tracker != nil {
-		shimCfg.Locks, shimCfg.Calls = processLocks{c.tracker}, c.tracker
+		shimCfg.Locks = processLocks{c.tracker}
+	}
+	shimCfg.Calls = c.shimCallObserver()
+	if c.metrics != nil {
+		shimCfg.Unmounted = c.metrics.unmounted
 	}
 	c.shims, err = shim.NewManager(shimCfg)
 	if err != nil {
@@ -222,6 +235,16 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	in := &instrumentedService{c: c}
 	runtime.RegisterRuntimeServiceServer(s.grpc, in)
 	runtime.RegisterImageServiceServer(s.grpc, in)
+	if c.metrics != nil {
+		if s.metricsEndpoint, err = serveEndpoint("metrics", "metrics.address", cfg.Metrics.Address, 0o660, c.metrics.handler(), c.log); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Debug.Address != "" {
+		if s.debugEndpoint, err = serveEndpoint("debug", "debug.address", cfg.Debug.Address, 0o600, debugHandler(), c.log); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -274,6 +297,8 @@ func (s *Server) Close() {
 		}
 		c := s.cri
 		c.stop()
+		s.metricsEndpoint.close()
+		s.debugEndpoint.close()
 		if s.admin != nil {
 			s.admin.close()
 		}

@@ -1,5 +1,7 @@
 package shim
 
+import "time"
+
 // LockObserver watches the shims' process locks (Init.mu), so the server
 // can say who holds one and who waits for it (`fakecontainerd blame`).
 type LockObserver interface {
@@ -21,6 +23,12 @@ type LockToken interface {
 type CallObserver interface {
 	Start(id, method string) (done func())
 }
+
+// UnmountObserver is told, after every rootfs unmount in Delete, how long
+// it took (the sync of the dirty bytes and the umount2 itself, faults
+// included) and whether the overlay was volatile. It runs under the
+// process lock and must be quick.
+type UnmountObserver func(id string, volatile bool, took time.Duration)
 
 // lock takes the process lock for op. Without an observer it is just
 // mu.Lock; with one, a TryLock first tells whether op had to wait.

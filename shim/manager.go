@@ -55,6 +55,9 @@ type ManagerConfig struct {
 	// daemon's calls to every shim.
 	Locks LockObserver
 	Calls CallObserver
+	// Unmounted, if set, is told every rootfs unmount of an in-process
+	// shim (metrics); a process-mode shim cannot report it.
+	Unmounted UnmountObserver
 }
 
 // Manager is the daemon side of the shims, the counterpart of containerd's
@@ -66,6 +69,9 @@ type Manager struct {
 	mu    sync.Mutex
 	shims map[string]*shimConn // by group
 	tasks map[string]*Task     // the daemon's task list, by container id
+	// loading holds, during Load only, every group's process records, so
+	// the in-process shims Load starts do not each read them all again.
+	loading map[string][]*processRecord
 }
 
 type shimConn struct {
@@ -245,6 +251,7 @@ func (m *Manager) start(ctx context.Context, group string) (*shimConn, error) {
 			Group: group, StateDir: m.cfg.StateDir, EventsAddress: m.cfg.EventsAddress,
 			Clock: m.cfg.Clock, Defaults: m.cfg.Defaults, Log: log.WithField("shim", "inprocess"),
 			Faults: m.cfg.Faults, Toggles: m.cfg.Toggles, Target: m.cfg.Target, Locks: m.cfg.Locks,
+			Unmounted: m.cfg.Unmounted, records: m.loading,
 		})
 		if err != nil {
 			return nil, err
@@ -338,6 +345,20 @@ func (m *Manager) Load(ctx context.Context) ([]*Task, error) {
 	entries, err := os.ReadDir(BundleRoot(m.cfg.StateDir))
 	if err != nil {
 		return nil, fmt.Errorf("read bundles: %w", err)
+	}
+	if m.cfg.Mode == ModeInProcess {
+		records, err := readAllRecords(RuncRoot(m.cfg.StateDir))
+		if err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		m.loading = records
+		m.mu.Unlock()
+		defer func() {
+			m.mu.Lock()
+			m.loading = nil
+			m.mu.Unlock()
+		}()
 	}
 	var out []*Task
 	for _, e := range entries {

@@ -69,6 +69,8 @@ type Init struct {
 	deleting atomic.Bool
 	toggles  *faults.Toggles
 	locks    LockObserver
+	// unmounted, if set, is told every unmount's cost (metrics).
+	unmounted UnmountObserver
 	// fire fires a fault point for this process.
 	fire func(point string) error
 }
@@ -252,12 +254,17 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	logger.Debug("unmounting rootfs")
 	_ = p.clock.Sleep(lifetime, cost)
 	// umount2 itself: where the field's strace delay was injected.
+	var umountErr error
 	if p.fire != nil {
-		if err := p.fire(faults.PointShimUnmount); err != nil {
-			return nil, p.clock.Since(start), status.Errorf(status.Code(err), "failed rootfs umount: %v", err)
-		}
+		umountErr = p.fire(faults.PointShimUnmount)
 	}
 	took := p.clock.Since(start)
+	if p.unmounted != nil {
+		p.unmounted(p.id, p.rootfs.Volatile(), took)
+	}
+	if umountErr != nil {
+		return nil, took, status.Errorf(status.Code(umountErr), "failed rootfs umount: %v", umountErr)
+	}
 	logger.WithField("cost", took).Debug("rootfs unmounted")
 	if p.status == statusCreated {
 		// Deleting a created container kills its waiting init.

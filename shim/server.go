@@ -43,6 +43,9 @@ type ServerConfig struct {
 	Toggles       *faults.Toggles
 	Target        func(id string) faults.Target
 	Locks         LockObserver
+	Unmounted     UnmountObserver
+	// records: see ServiceConfig.records.
+	records map[string][]*processRecord
 }
 
 // Server is a running shim.
@@ -74,6 +77,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		Group: cfg.Group, RuncRoot: RuncRoot(cfg.StateDir), Clock: cfg.Clock, Defaults: cfg.Defaults,
 		Publisher: s.pub, Log: cfg.Log, OnShutdown: s.requestExit,
 		Faults: cfg.Faults, Toggles: cfg.Toggles, Target: cfg.Target, Locks: cfg.Locks,
+		Unmounted: cfg.Unmounted, records: cfg.records,
 	})
 	if err != nil {
 		ln.Close()

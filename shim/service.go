@@ -61,6 +61,11 @@ type ServiceConfig struct {
 	Target func(id string) faults.Target
 	// Locks watches the process locks (in-process shims only).
 	Locks LockObserver
+	// Unmounted is told how long each rootfs unmount took (optional).
+	Unmounted UnmountObserver
+	// records, when not nil, are every group's process records, read once
+	// by a restarting manager for all its in-process shims.
+	records map[string][]*processRecord
 }
 
 // Service is the fake runc shim's task service (containerd.task.v2.Task).
@@ -82,7 +87,10 @@ var _ taskAPI.TTRPCTaskService = (*Service)(nil)
 func NewService(cfg ServiceConfig) (*Service, error) {
 	lifetime, stop := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, lifetime: lifetime, stop: stop, processes: map[string]*Init{}}
-	records, err := readRecords(cfg.RuncRoot, cfg.Group)
+	records, err := cfg.records[cfg.Group], error(nil)
+	if cfg.records == nil {
+		records, err = readRecords(cfg.RuncRoot, cfg.Group)
+	}
 	if err != nil {
 		stop()
 		return nil, err
@@ -130,6 +138,7 @@ func (s *Service) newInit(id, bundle string, pid uint32, b Behaviour, rootfs *Ro
 	p.persist = func(p *Init) error { return writeRecord(s.cfg.RuncRoot, p.record(s.cfg.Group)) }
 	p.toggles = s.cfg.Toggles
 	p.locks = s.cfg.Locks
+	p.unmounted = s.cfg.Unmounted
 	p.fire = func(point string) error { return s.fire(point, id) }
 	return p
 }

@@ -57,14 +57,22 @@ func removeRecord(runcRoot, id string) error {
 
 // readRecords returns the records of one shim group.
 func readRecords(runcRoot, group string) ([]*processRecord, error) {
+	all, err := readAllRecords(runcRoot)
+	return all[group], err
+}
+
+// readAllRecords returns every record under runcRoot, by shim group: what a
+// restart reads once for all the shims it starts again, rather than once
+// per shim (which made recovery quadratic in the number of pods).
+func readAllRecords(runcRoot string) (map[string][]*processRecord, error) {
 	entries, err := os.ReadDir(runcRoot)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return map[string][]*processRecord{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read runc state dir %s: %w", runcRoot, err)
 	}
-	var out []*processRecord
+	out := map[string][]*processRecord{}
 	for _, e := range entries {
 		data, err := os.ReadFile(recordPath(runcRoot, e.Name()))
 		if err != nil {
@@ -72,11 +80,12 @@ func readRecords(runcRoot, group string) ([]*processRecord, error) {
 		}
 		var r processRecord
 		if err := json.Unmarshal(data, &r); err != nil {
-			return nil, fmt.Errorf("decode state of %s: %w", e.Name(), err)
+			// Not restorable (records are not fsync'd: a power cut can
+			// leave one empty). Its task is then unknown to the shim and
+			// the daemon reports the container as exited, 255.
+			continue
 		}
-		if r.Group == group {
-			out = append(out, &r)
-		}
+		out[r.Group] = append(out[r.Group], &r)
 	}
 	return out, nil
 }

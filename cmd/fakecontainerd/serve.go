@@ -35,6 +35,8 @@ func serveCommand() *cli.Command {
 			&cli.Float64Flag{Name: "time-scale", Usage: "wall seconds per scenario second, e.g. 0.01 (overrides time_scale)"},
 			&cli.StringFlag{Name: "shim-mode", Usage: `"inprocess" or "process" (overrides shim_mode)`},
 			&cli.StringSliceFlag{Name: "fix", Usage: "switch a fix on (repeatable, or comma-separated): volatile, stopping_state, stopping_state_refined, update_outside_lock, shim_update_nowait"},
+			&cli.StringFlag{Name: "metrics-address", Usage: "serve Prometheus metrics (/v1/metrics, /metrics) on a unix socket path or loopback host:port (overrides [metrics] address)"},
+			&cli.StringFlag{Name: "debug-address", Usage: "serve /debug/pprof on a unix socket path or loopback host:port (overrides [debug] address)"},
 		},
 		Action: serve,
 	}
@@ -72,6 +74,17 @@ func loadConfig(c *cli.Context, log *logrus.Logger) (*configs.Config, error) {
 			return nil, fmt.Errorf("--log-level %q: want trace, debug, info, warn, error, fatal or panic", v)
 		}
 		cfg.Debug.Level = strings.ToLower(v)
+	}
+	for _, f := range []struct {
+		flag string
+		to   *string
+	}{{"metrics-address", &cfg.Metrics.Address}, {"debug-address", &cfg.Debug.Address}} {
+		if v := c.String(f.flag); v != "" {
+			if err := configs.CheckListenAddress(v); err != nil {
+				return nil, fmt.Errorf("--%s: %w", f.flag, err)
+			}
+			*f.to = v
+		}
 	}
 	if c.IsSet("time-scale") {
 		v := c.Float64("time-scale")
@@ -126,6 +139,10 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// SIGUSR1 dumps every goroutine, as containerd does; without this
+	// handler it would kill the process.
+	stopDumps := dumpStacksOnSIGUSR1(logrus.NewEntry(log), cfg.State, "fakecontainerd")
+	defer stopDumps()
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable for process-mode shims: %w", err)

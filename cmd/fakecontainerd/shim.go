@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -70,6 +71,9 @@ func runShim(c *cli.Context) error {
 	defer stop()
 	entry := log.WithFields(logrus.Fields{"sandbox": c.String("group"), "shim_pid": os.Getpid()})
 	entry.Info("shim starting")
+	// SIGUSR1 dumps the shim's goroutines next to its socket and log.
+	stopDumps := dumpStacksOnSIGUSR1(entry, filepath.Dir(shim.SocketPath(c.String("state"), c.String("group"))), "fakecontainerd-shim")
+	defer stopDumps()
 	return shim.Run(ctx, shim.ServerConfig{
 		Group: c.String("group"), StateDir: c.String("state"), EventsAddress: c.String("events-address"), Clock: clk,
 		Defaults: shim.Defaults{

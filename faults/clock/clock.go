@@ -16,6 +16,7 @@ package clock
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -86,14 +87,24 @@ func (c *Scaled) Wall(d time.Duration) time.Duration {
 	if c.scale == 1 || d <= 0 {
 		return d
 	}
-	return time.Duration(float64(d) * c.scale)
+	return saturate(float64(d) * c.scale)
+}
+
+// saturate converts to a Duration, capping what a Duration cannot hold (a
+// float64 conversion out of range is undefined, negative on amd64: a huge
+// timeout would expire at once).
+func saturate(f float64) time.Duration {
+	if f >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(f)
 }
 
 func (c *Scaled) Virtual(d time.Duration) time.Duration {
 	if c.scale == 1 {
 		return d
 	}
-	return time.Duration(float64(d) / c.scale)
+	return saturate(float64(d) / c.scale)
 }
 
 func (c *Scaled) NewTimer(d time.Duration) *time.Timer { return time.NewTimer(c.Wall(d)) }

@@ -2,6 +2,7 @@ package clock
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 )
@@ -49,5 +50,24 @@ func TestWithTimeoutIsScaled(t *testing.T) {
 	dl, _ := ctx.Deadline()
 	if left := time.Until(dl); left > time.Second {
 		t.Errorf("1m virtual timeout at scale 0.001 leaves %v of wall time, want <= 60ms", left)
+	}
+}
+
+// TestWallSaturates: a duration too long for the scale's conversion is
+// capped, not wrapped to a negative one (which would expire at once).
+func TestWallSaturates(t *testing.T) {
+	c, err := New(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Wall(math.MaxInt64 / 2); got != math.MaxInt64 {
+		t.Errorf("Wall(MaxInt64/2) at scale 1000 = %v, want the longest duration", got)
+	}
+	slow, err := New(0.001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slow.Virtual(math.MaxInt64 / 2); got != math.MaxInt64 {
+		t.Errorf("Virtual(MaxInt64/2) at scale 0.001 = %v, want the longest duration", got)
 	}
 }

@@ -45,6 +45,23 @@ func WithStatus(status Status, root string, opts ...StatusOpt) Opts {
 	}
 }
 
+// WithRecoveredStatus is WithStatus at start-up recovery: loaded is the
+// checkpoint as read, status what recovery made of it; the checkpoint is
+// rewritten only if it changed (see RecoverStatus).
+func WithRecoveredStatus(loaded, status Status, root string, opts ...StatusOpt) Opts {
+	return func(c *Container) error {
+		s, err := RecoverStatus(root, c.ID, loaded, status, opts...)
+		if err != nil {
+			return fmt.Errorf("container %q: %w", c.ID, err)
+		}
+		c.Status = s
+		if status.State() == runtime.ContainerState_CONTAINER_EXITED {
+			c.Stop()
+		}
+		return nil
+	}
+}
+
 // NewContainer builds a Container from its metadata and options.
 func NewContainer(md Metadata, opts ...Opts) (Container, error) {
 	c := Container{

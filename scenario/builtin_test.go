@@ -1,0 +1,72 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fakecontainerd/fakecontainerd/configs"
+)
+
+// builtinScenarios are the names scripts rely on, one per incident.
+var builtinScenarios = []string{"umount-status-lock", "imagepull-bbolt", "stuck-container-status", "runc-dbus-hang", "overload"}
+
+// testLog discards the runs' logs unless FCD_TEST_LOG names a level.
+func testLog() *logrus.Entry {
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	if lvl, err := logrus.ParseLevel(os.Getenv("FCD_TEST_LOG")); err == nil {
+		log.SetLevel(lvl)
+	} else {
+		log.SetOutput(io.Discard)
+	}
+	return logrus.NewEntry(log)
+}
+
+// TestBuiltinScenarios runs every built-in scenario, all its variants, at
+// its own time scale (0.01) and asserts every expectation its file
+// declares. They run one after another: each runs its variants at once,
+// and a neighbour's load would read as minutes of scenario time.
+func TestBuiltinScenarios(t *testing.T) {
+	if got := configs.ScenarioNames(); len(got) != len(builtinScenarios) {
+		t.Errorf("built-in scenarios = %v, want %v", got, builtinScenarios)
+	}
+	for _, name := range builtinScenarios {
+		t.Run(name, func(t *testing.T) {
+			f, err := Load(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.TimeScale > 0.01 {
+				t.Fatalf("time_scale %v: built-in scenarios must run at 0.01 or less", f.TimeScale)
+			}
+			rep, err := Run(context.Background(), f, Options{Log: testLog()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var table bytes.Buffer
+			if err := rep.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", table.String())
+			for _, v := range rep.Variants {
+				if !v.ExpectationsMet() {
+					t.Errorf("variant %s: err %v; expectations not met: %v", v.Name, v.Err, v.Failed)
+				}
+			}
+			if len(rep.Variants) != len(f.Variants) {
+				t.Errorf("%d variants reported, want %d", len(rep.Variants), len(f.Variants))
+			}
+			// Incident 1 at 0.01 must compare all its variants in under
+			// 30 s of wall time.
+			if name == "umount-status-lock" && rep.Wall > 30*time.Second {
+				t.Errorf("all variants took %v of wall time, want under 30s", rep.Wall)
+			}
+		})
+	}
+}

@@ -1,0 +1,574 @@
+// Package scenario runs the incidents of INCIDENTS.md as A/B comparisons.
+//
+// A scenario file (TOML) declares a workload, a kubelet-like driver, faults,
+// the variants to compare (fix toggles, per-variant overrides) and what each
+// variant is expected to show. The runner starts one in-process fakecontainerd
+// per variant, drives it over its CRI socket exactly as kubelet's generic PLEG
+// and the old CPU manager did, and reports what a node would have suffered:
+// PLEG health, relist and call durations, UNKNOWN states, errors.
+//
+// The package is a client of server/: it starts servers and talks CRI to
+// them. So it can live neither in faults/ (which every package imports,
+// server/ included) nor in e2e/ (test suites, not code the binary ships).
+// Its driver needs nothing of the fake, so `fakecontainerd pleg-watch`
+// points it at any CRI runtime, a real containerd included.
+//
+// Every duration in a scenario is real-world ("scenario") time; the runner
+// scales it with the project clock (faults/clock), and reports durations
+// unscaled, so runs at different time scales compare directly.
+package scenario
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/faults"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+)
+
+// Kubelet's values, used when a scenario leaves a driver field out.
+const (
+	// DefaultRelistPeriod is genericPlegRelistPeriod.
+	DefaultRelistPeriod = time.Second
+	// DefaultRelistThreshold is genericPlegRelistThreshold.
+	DefaultRelistThreshold = 3 * time.Minute
+	// DefaultRuntimeRequestTimeout is kubelet's --runtime-request-timeout.
+	DefaultRuntimeRequestTimeout = 2 * time.Minute
+	// DefaultCPUManagerPeriod is cpuManagerReconcilePeriod.
+	DefaultCPUManagerPeriod = 10 * time.Second
+	// DefaultTimeScale is used when neither the file nor the caller sets one.
+	DefaultTimeScale = 0.01
+)
+
+// CPU manager schedules.
+const (
+	scheduleSliding = "sliding"
+	scheduleTicker  = "ticker"
+)
+
+// File is a parsed scenario file. See README.md for the format.
+type File struct {
+	// Name identifies the scenario in reports.
+	Name string `toml:"name"`
+	// Summary is the one line `fakecontainerd scenario list` shows.
+	Summary string `toml:"summary"`
+	// Description says what the scenario shows and how.
+	Description string `toml:"description"`
+	// Duration is how long the driver runs, in scenario time.
+	Duration Duration `toml:"duration"`
+	// TimeScale is the default wall seconds per scenario second.
+	TimeScale float64 `toml:"time_scale"`
+	// Server overrides the fake's knobs for every variant.
+	Server Server `toml:"server"`
+	// Driver tunes the kubelet-like client.
+	Driver DriverSection `toml:"driver"`
+	// Pods is the workload.
+	Pods []Pod `toml:"pods"`
+	// Faults are armed in every variant unless a variant overrides them.
+	Faults []Fault `toml:"faults"`
+	// Variants are compared side by side, each on its own server.
+	Variants []Variant `toml:"variants"`
+}
+
+// Server holds the fake's knobs a scenario may set (default.toml documents
+// each); fields left out keep the default.
+type Server struct {
+	DiskThroughput  *configs.ByteSize `toml:"disk_throughput"`
+	RootfsWriteRate *configs.ByteSize `toml:"rootfs_write_rate"`
+	DirtyLimit      *configs.ByteSize `toml:"dirty_limit"`
+	StopGrace       *configs.Duration `toml:"stop_grace"`
+	// MountOptions replace the overlay mount options when set.
+	MountOptions []string `toml:"mount_options"`
+}
+
+// DriverSection is the [driver] table; zero fields take kubelet's values.
+type DriverSection struct {
+	RelistPeriod          Duration `toml:"relist_period"`
+	RelistThreshold       Duration `toml:"relist_threshold"`
+	RuntimeRequestTimeout Duration `toml:"runtime_request_timeout"`
+	// CPUManager plays the older kubelets' CPU manager, which called
+	// UpdateContainerResources on every running container each period.
+	// On unless set to false.
+	CPUManager       *bool    `toml:"cpu_manager"`
+	CPUManagerPeriod Duration `toml:"cpu_manager_period"`
+	// CPUManagerSchedule is "sliding" (kubelet's wait.Until: the period
+	// counts from the end of a round; the default) or "ticker" (a fixed
+	// rate: a round that overran starts the next at once).
+	CPUManagerSchedule string `toml:"cpu_manager_schedule"`
+	// SerializeImagePulls is kubelet's serializeImagePulls (default true).
+	SerializeImagePulls *bool `toml:"serialize_image_pulls"`
+}
+
+// Pod is a group of identical pods.
+type Pod struct {
+	// Name of the pod; with replicas > 1 the pods are <name>-0, <name>-1...
+	// (also in a variant that overrides replicas, so selectors keep working).
+	Name      string `toml:"name"`
+	Namespace string `toml:"namespace"`
+	Replicas  int    `toml:"replicas"`
+	// CreateAt is when the driver creates the pod, as kubelet's pod worker
+	// does (RunPodSandbox, then per container pull if absent, create,
+	// start). CreateEvery staggers the replicas.
+	CreateAt    Duration          `toml:"create_at"`
+	CreateEvery Duration          `toml:"create_every"`
+	Labels      map[string]string `toml:"labels"`
+	Annotations map[string]string `toml:"annotations"`
+	Containers  []Container       `toml:"containers"`
+}
+
+// Container scripts one fake process through the shim's annotations.
+type Container struct {
+	Name string `toml:"name"`
+	// Image defaults to busybox:latest; "{i}" is replaced by the replica
+	// index, so replicas can pull distinct images.
+	Image string `toml:"image"`
+	// ExitAt is when, from the start of the run, the process exits by
+	// itself (0: it runs to the end); ExitEvery staggers the replicas.
+	ExitAt    Duration `toml:"exit_at"`
+	ExitEvery Duration `toml:"exit_every"`
+	ExitCode  int      `toml:"exit_code"`
+	// Disk model overrides (shim annotations dirty-bytes, disk-throughput,
+	// write-rate) and stop grace ("never" ignores SIGTERM).
+	DirtyBytes     *configs.ByteSize `toml:"dirty_bytes"`
+	DiskThroughput *configs.ByteSize `toml:"disk_throughput"`
+	WriteRate      *configs.ByteSize `toml:"write_rate"`
+	StopGrace      *configs.Duration `toml:"stop_grace"`
+	Labels         map[string]string `toml:"labels"`
+	Annotations    map[string]string `toml:"annotations"`
+}
+
+// Fault is armed at At and disarmed at ClearAt (never if 0).
+type Fault struct {
+	// Name lets a variant replace or drop the fault.
+	Name string `toml:"name"`
+	// Point, Target and Spec are the fault injector's (`fakecontainerd
+	// fault points`; target "all" or "pod=x,container=y,label.k=v").
+	Point   string   `toml:"point"`
+	Target  string   `toml:"target"`
+	Spec    string   `toml:"spec"`
+	At      Duration `toml:"at"`
+	ClearAt Duration `toml:"clear_at"`
+	// Off, in a variant, drops the scenario's fault of the same name.
+	Off bool `toml:"off"`
+}
+
+// Variant is one arm of the comparison.
+type Variant struct {
+	Name        string   `toml:"name"`
+	Description string   `toml:"description"`
+	Fixes       []string `toml:"fixes"`
+	// Server overrides the scenario's server knobs.
+	Server Server `toml:"server"`
+	// Faults replace the scenario's fault of the same name (or drop it
+	// with off = true); faults with a new name are added.
+	Faults []Fault `toml:"faults"`
+	// Replicas overrides the replica count of pod groups, by name.
+	Replicas map[string]int `toml:"replicas"`
+	Expect   Expect         `toml:"expect"`
+}
+
+// Expect is what a variant must show; unset fields are not checked.
+type Expect struct {
+	PLEGHealthy *bool `toml:"pleg_healthy"`
+	// PLEGHealthyAtEnd is the verdict when the run ends (recovered or not).
+	PLEGHealthyAtEnd *bool `toml:"pleg_healthy_at_end"`
+	PLEGLastSeen     Range `toml:"pleg_last_seen"`
+	Relist           Range `toml:"relist"`
+	ListContainers   Range `toml:"list_containers"`
+	UpdateResources  Range `toml:"update_resources"`
+	UnknownStates    *int  `toml:"unknown_states"`
+	// Errors must each be a substring of some error callers saw, written
+	// "<Method>: <code>: <message>"; NoErrors must match none.
+	Errors   []string `toml:"errors"`
+	NoErrors []string `toml:"no_errors"`
+	// MaxErrors bounds the number of failed calls.
+	MaxErrors *int `toml:"max_errors"`
+}
+
+// Range bounds a duration; either end may be left out.
+type Range struct {
+	Min *Duration `toml:"min"`
+	Max *Duration `toml:"max"`
+}
+
+// Duration is a non-negative Go duration ("90s", "2m30s") in scenario time.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes the Go form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a Go duration and refuses negative ones.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%w (want a duration such as \"30s\" or \"2m\")", err)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q: must not be negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Load reads a scenario by built-in name or from a file path.
+func Load(nameOrPath string) (*File, error) {
+	for _, n := range configs.ScenarioNames() {
+		if n == nameOrPath {
+			data, err := configs.ScenarioFile(n)
+			if err != nil {
+				return nil, err
+			}
+			return Parse(data, n)
+		}
+	}
+	data, err := os.ReadFile(nameOrPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("scenario %q: neither a built-in scenario (%s) nor a file", nameOrPath, strings.Join(configs.ScenarioNames(), ", "))
+		}
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	return Parse(data, nameOrPath)
+}
+
+// Parse decodes and validates a scenario file; source names it in errors.
+// Unknown keys are errors, so a misspelt expectation cannot pass silently.
+func Parse(data []byte, source string) (*File, error) {
+	var f File
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", source, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("scenario %s: unknown key %s", source, strings.Join(keys, ", "))
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", source, err)
+	}
+	return &f, nil
+}
+
+// Validate checks the whole file; every problem is one error naming its
+// field, all joined.
+func (f *File) Validate() error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if f.Name == "" {
+		add("name", "must be set")
+	}
+	if f.Duration <= 0 {
+		add("duration", "must be set and positive")
+	}
+	if f.TimeScale != 0 {
+		if _, err := clock.New(f.TimeScale); err != nil {
+			add("time_scale", "%v", err)
+		}
+	}
+	switch f.Driver.CPUManagerSchedule {
+	case "", scheduleSliding, scheduleTicker:
+	default:
+		add("driver.cpu_manager_schedule", "%q: want %q or %q", f.Driver.CPUManagerSchedule, scheduleSliding, scheduleTicker)
+	}
+	pods := map[string]bool{}
+	for i, p := range f.Pods {
+		field := fmt.Sprintf("pods[%d]", i)
+		if p.Name == "" {
+			add(field+".name", "must be set")
+		} else if pods[p.Name] {
+			add(field+".name", "%q is used twice", p.Name)
+		}
+		pods[p.Name] = true
+		if p.Replicas < 0 {
+			add(field+".replicas", "%d must not be negative", p.Replicas)
+		}
+		if len(p.Containers) == 0 {
+			add(field+".containers", "a pod needs at least one container")
+		}
+		names := map[string]bool{}
+		for j, c := range p.Containers {
+			cf := fmt.Sprintf("%s.containers[%d]", field, j)
+			if c.Name == "" {
+				add(cf+".name", "must be set")
+			} else if names[c.Name] {
+				add(cf+".name", "%q is used twice in pod %q", c.Name, p.Name)
+			}
+			names[c.Name] = true
+			if c.ExitCode < 0 || c.ExitCode > 255 {
+				add(cf+".exit_code", "%d is not in 0..255", c.ExitCode)
+			}
+			if c.ExitAt != 0 && c.ExitAt <= p.CreateAt {
+				add(cf+".exit_at", "%v is not after the pod's create_at %v (exit_at counts from the start of the run)", c.ExitAt, p.CreateAt)
+			}
+			if c.ExitAt == 0 && c.ExitEvery != 0 {
+				add(cf+".exit_every", "needs exit_at")
+			}
+		}
+	}
+	faultNames := map[string]bool{}
+	for i, fc := range f.Faults {
+		field := fmt.Sprintf("faults[%d]", i)
+		errs = append(errs, validateFault(field, fc)...)
+		if fc.Off {
+			add(field+".off", "only a variant's fault can be off")
+		}
+		if fc.Name != "" {
+			if faultNames[fc.Name] {
+				add(field+".name", "%q is used twice", fc.Name)
+			}
+			faultNames[fc.Name] = true
+		}
+	}
+	if len(f.Variants) == 0 {
+		add("variants", "at least one variant is needed")
+	}
+	variants := map[string]bool{}
+	for i, v := range f.Variants {
+		field := fmt.Sprintf("variants[%d]", i)
+		if v.Name == "" {
+			add(field+".name", "must be set")
+		} else {
+			field = fmt.Sprintf("variants[%d] (%s)", i, v.Name)
+			if variants[v.Name] {
+				add(field+".name", "%q is used twice", v.Name)
+			}
+		}
+		variants[v.Name] = true
+		for j, fix := range v.Fixes {
+			if _, err := faults.ParseFix(fix); err != nil {
+				add(fmt.Sprintf("%s.fixes[%d]", field, j), "%v", err)
+			}
+		}
+		for name, n := range v.Replicas {
+			if !pods[name] {
+				add(field+".replicas."+name, "no pod group is named %q", name)
+			}
+			if n < 0 {
+				add(field+".replicas."+name, "%d must not be negative", n)
+			}
+		}
+		for j, fc := range v.Faults {
+			ff := fmt.Sprintf("%s.faults[%d]", field, j)
+			if fc.Off {
+				if !faultNames[fc.Name] {
+					add(ff+".name", "off needs the name of a scenario fault, not %q", fc.Name)
+				}
+				continue
+			}
+			errs = append(errs, validateFault(ff, fc)...)
+		}
+		errs = append(errs, v.Expect.validate(field+".expect")...)
+	}
+	return errors.Join(errs...)
+}
+
+func validateFault(field string, fc Fault) []error {
+	var errs []error
+	if err := faults.ValidatePoint(fc.Point); err != nil {
+		errs = append(errs, fmt.Errorf("%s.point: %w", field, err))
+	}
+	if _, err := faults.ParseSelector(fc.Target); err != nil {
+		errs = append(errs, fmt.Errorf("%s.target: %w", field, err))
+	}
+	if _, err := faults.ParseSpec(fc.Spec); err != nil {
+		errs = append(errs, fmt.Errorf("%s.spec: %w", field, err))
+	}
+	if fc.ClearAt != 0 && fc.ClearAt <= fc.At {
+		errs = append(errs, fmt.Errorf("%s.clear_at: %v is not after at %v", field, fc.ClearAt, fc.At))
+	}
+	return errs
+}
+
+func (e Expect) validate(field string) []error {
+	var errs []error
+	for _, r := range []struct {
+		name string
+		r    Range
+	}{{"pleg_last_seen", e.PLEGLastSeen}, {"relist", e.Relist}, {"list_containers", e.ListContainers}, {"update_resources", e.UpdateResources}} {
+		if r.r.Min != nil && r.r.Max != nil && *r.r.Min > *r.r.Max {
+			errs = append(errs, fmt.Errorf("%s.%s: min %v is above max %v", field, r.name, *r.r.Min, *r.r.Max))
+		}
+	}
+	if e.UnknownStates != nil && *e.UnknownStates < 0 {
+		errs = append(errs, fmt.Errorf("%s.unknown_states: must not be negative", field))
+	}
+	if e.MaxErrors != nil && *e.MaxErrors < 0 {
+		errs = append(errs, fmt.Errorf("%s.max_errors: must not be negative", field))
+	}
+	return errs
+}
+
+// VariantNames lists the variants in file order.
+func (f *File) VariantNames() []string {
+	out := make([]string, len(f.Variants))
+	for i, v := range f.Variants {
+		out[i] = v.Name
+	}
+	return out
+}
+
+// SelectVariants returns the named variants in the order given, or all of
+// them when names is empty; an unknown name is an error naming it.
+func (f *File) SelectVariants(names []string) ([]Variant, error) {
+	if len(names) == 0 {
+		return f.Variants, nil
+	}
+	byName := map[string]Variant{}
+	for _, v := range f.Variants {
+		byName[v.Name] = v
+	}
+	var out []Variant
+	seen := map[string]bool{}
+	for _, n := range names {
+		v, ok := byName[n]
+		if !ok {
+			return nil, fmt.Errorf("scenario %s has no variant %q (variants: %s)", f.Name, n, strings.Join(f.VariantNames(), ", "))
+		}
+		if !seen[n] {
+			out = append(out, v)
+			seen[n] = true
+		}
+	}
+	return out, nil
+}
+
+// plan is one variant with every override applied.
+type plan struct {
+	name   string
+	fixes  []faults.Fix
+	server []Server // applied in order
+	pods   []podPlan
+	faults []Fault
+	driver DriverConfig
+	until  time.Duration
+}
+
+// podPlan is one pod to create.
+type podPlan struct {
+	group       string
+	name        string
+	namespace   string
+	uid         string
+	index       int
+	createAt    time.Duration
+	labels      map[string]string
+	annotations map[string]string
+	containers  []containerPlan
+}
+
+type containerPlan struct {
+	name        string
+	image       string
+	exitAt      time.Duration // 0: runs to the end
+	exitCode    int
+	labels      map[string]string
+	annotations map[string]string
+}
+
+// plan resolves a variant against the file.
+func (f *File) plan(v Variant) plan {
+	p := plan{name: v.Name, server: []Server{f.Server, v.Server}, until: f.Duration.D(), driver: f.Driver.config()}
+	for _, s := range v.Fixes {
+		fix, _ := faults.ParseFix(s) // validated
+		p.fixes = append(p.fixes, fix)
+	}
+	// Faults: the scenario's, replaced or dropped by name, then the new ones.
+	override := map[string]Fault{}
+	for _, fc := range v.Faults {
+		if fc.Name != "" {
+			override[fc.Name] = fc
+		}
+	}
+	used := map[string]bool{}
+	for _, fc := range f.Faults {
+		if o, ok := override[fc.Name]; ok && fc.Name != "" {
+			used[fc.Name] = true
+			if o.Off {
+				continue
+			}
+			fc = o
+		}
+		p.faults = append(p.faults, fc)
+	}
+	for _, fc := range v.Faults {
+		if fc.Name == "" || !used[fc.Name] {
+			if !fc.Off {
+				p.faults = append(p.faults, fc)
+			}
+		}
+	}
+	for _, g := range f.Pods {
+		n := g.Replicas
+		if n == 0 {
+			n = 1
+		}
+		if r, ok := v.Replicas[g.Name]; ok {
+			n = r
+		}
+		ns := g.Namespace
+		if ns == "" {
+			ns = "default"
+		}
+		for i := range n {
+			name := g.Name
+			if n > 1 || g.Replicas > 1 {
+				name = fmt.Sprintf("%s-%d", g.Name, i)
+			}
+			pp := podPlan{
+				group: g.Name, name: name, namespace: ns, uid: fmt.Sprintf("uid-%s-%s", ns, name), index: i,
+				createAt: g.CreateAt.D() + time.Duration(i)*g.CreateEvery.D(),
+				labels:   g.Labels, annotations: g.Annotations,
+			}
+			for _, c := range g.Containers {
+				cp := containerPlan{
+					name: c.Name, image: strings.ReplaceAll(c.Image, "{i}", fmt.Sprint(i)),
+					exitCode: c.ExitCode, labels: c.Labels, annotations: behaviourAnnotations(c),
+				}
+				if cp.image == "" {
+					cp.image = "busybox:latest"
+				}
+				if c.ExitAt > 0 {
+					cp.exitAt = c.ExitAt.D() + time.Duration(i)*c.ExitEvery.D()
+				}
+				pp.containers = append(pp.containers, cp)
+			}
+			p.pods = append(p.pods, pp)
+		}
+	}
+	sort.SliceStable(p.pods, func(i, j int) bool { return p.pods[i].createAt < p.pods[j].createAt })
+	return p
+}
+
+func (d DriverSection) config() DriverConfig {
+	c := DriverConfig{
+		RelistPeriod: d.RelistPeriod.D(), RelistThreshold: d.RelistThreshold.D(),
+		RuntimeRequestTimeout: d.RuntimeRequestTimeout.D(), CPUManagerPeriod: d.CPUManagerPeriod.D(),
+		SerializeImagePulls: d.SerializeImagePulls == nil || *d.SerializeImagePulls,
+		CPUManagerTicker:    d.CPUManagerSchedule == scheduleTicker,
+	}
+	if c.CPUManagerPeriod == 0 {
+		c.CPUManagerPeriod = DefaultCPUManagerPeriod
+	}
+	if d.CPUManager != nil && !*d.CPUManager {
+		c.CPUManagerPeriod = 0
+	}
+	return c.withDefaults()
+}
