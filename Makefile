@@ -7,7 +7,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test vet unit clean
+.PHONY: all build run test vet unit clean e2e-kubelet bench fuzz fuzz-short soak bench-recover crash report-check
 
 all: build
 
@@ -28,6 +28,69 @@ vet:
 # built binary.
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz-short
+
+# Reliability (README, Reliability). Every fuzz target, as package:name;
+# `make test` runs their seeds with the suite and then each briefly
+# (fuzz-short); `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS   := configs:FuzzLoad faults:FuzzParseSpec scenario:FuzzParse server:FuzzListContainersFilter
+FUZZTIME       ?= 60s
+FUZZTIME_SHORT ?= 5s
+# Minimizing a new input may take 60 s by default: the whole budget.
+FUZZMINIMIZETIME ?= 3s
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+# 20 clients, lifecycle, list and update calls and random faults for
+# SOAK_DURATION under the race detector (make test runs 3 s of it).
+SOAK_DURATION ?= 10m
+soak:
+	FCD_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -timeout 60m -run '^TestSoak$$' -v ./server
+
+# Recovery of 10,000 containers, asserted under 1 s. (`make bench` is the
+# CRI load benchmark, below.)
+bench-recover:
+	$(GO) test -count=1 -timeout 30m -run '^$$' -bench '^BenchmarkRecover10k$$' -benchtime 5x ./server
+
+# The kill -9 loop of the e2e suite with CRASH_KILLS kills (make test: 22).
+CRASH_KILLS ?= 200
+crash:
+	FCD_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -race -count=1 -timeout 60m -run '^TestCrashLoop$$' -v ./e2e
+
+# The CRI load benchmark (cmd/cribench): fakecontainerd against kubelet's
+# fake runtime and a floor, at 1,000 and 10,000 containers; a table, or one
+# JSON object with BENCH_FLAGS=--json. Not part of `make test` (a smoke run
+# of it is). Takes about ten minutes.
+BENCH_FLAGS ?=
+bench: build
+	$(GO) run ./cmd/cribench --fakecontainerd $(BIN) $(BENCH_FLAGS)
+
+# The real-kubelet suite (e2e/kubelet, a module of its own): builds kubelet
+# $(KUBE_VERSION) from k8s.io/kubernetes once into a cache outside the
+# checkout (${XDG_CACHE_HOME:-~/.cache}/fakecontainerd/kubelet-<version>),
+# then runs kubelet standalone against bin/fakecontainerd. Logs of every run
+# are kept under e2e/kubelet/_logs/<test>/.
+KUBE_VERSION      ?= v1.36.3
+E2E_KUBELET_FLAGS ?= -timeout 45m -parallel 3
+e2e-kubelet: build
+	@kubelet=$$(cd e2e/kubelet && KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) ./build-kubelet.sh) && \
+	cd e2e/kubelet && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBELET=$$kubelet KUBE_VERSION=$(KUBE_VERSION) \
+		$(GO) test -count=1 -v $(E2E_KUBELET_FLAGS) ./...
 
 clean:
 	rm -rf bin $(RUN_DIR)
+
+# The A/B HTML report in a real browser (not part of `make test`): installs
+# Debian's chromium if missing, renders incident 1's report headless and
+# checks the screenshot is not blank. Look at REPORT_DIR/report.png.
+REPORT_DIR ?= $(CURDIR)/.run/report
+report-check: build
+	scenario/testdata/report-check.sh $(BIN) $(REPORT_DIR)
+	FCD_REPORT_PNG=$(REPORT_DIR)/report.png $(GO) test -count=1 -run '^TestReportScreenshot$$' -v ./scenario

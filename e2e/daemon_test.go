@@ -40,6 +40,9 @@ type daemon struct {
 	state string
 	log   string // the server's stdout and stderr, all runs appended
 	extra []string
+	// setup, if set, adjusts the command before each start (environment,
+	// working directory).
+	setup func(*exec.Cmd)
 
 	starts int
 	cmd    *exec.Cmd
@@ -56,6 +59,13 @@ type daemon struct {
 // --state` plus extra.
 func newDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
+	return newDaemonWith(t, nil, extra...)
+}
+
+// newDaemonWith is newDaemon with setup applied to the command at every
+// start.
+func newDaemonWith(t *testing.T, setup func(*exec.Cmd), extra ...string) *daemon {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "fcde")
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +76,7 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 		root:  filepath.Join(dir, "root"),
 		state: filepath.Join(dir, "state"),
 		log:   filepath.Join(dir, "fakecontainerd.log"),
+		setup: setup,
 	}
 	t.Cleanup(d.cleanup)
 	d.start()
@@ -103,6 +114,9 @@ func (d *daemon) start() {
 	cmd.Env = append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	// Should the test binary itself die, take the server along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if d.setup != nil {
+		d.setup(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", binary, err)
 	}

@@ -68,7 +68,11 @@ type Injector struct {
 	mu     sync.Mutex
 	faults []*Fault
 	nextID int
-	rng    *rand.Rand
+	// rng has its own lock: step rolls it while holding a fault's lock,
+	// and List, Clear and Release take mu and then each fault's lock, so
+	// rolling under mu would deadlock them.
+	rngMu sync.Mutex
+	rng   *rand.Rand
 	// byPoint is an immutable index rebuilt on every change, so the fast
 	// path (no fault at this point) costs one atomic load and a map lookup.
 	byPoint atomic.Pointer[map[string][]*Fault]
@@ -313,9 +317,9 @@ func (f *Fault) step(in *Injector) (Term, bool) {
 		return t, false
 	}
 	if t.Percent < 100 {
-		in.mu.Lock()
+		in.rngMu.Lock()
 		roll := in.rng.Float64() * 100
-		in.mu.Unlock()
+		in.rngMu.Unlock()
 		if roll >= t.Percent {
 			return t, false
 		}
@@ -330,9 +334,9 @@ func (in *Injector) act(f *Fault, t Term, point string, target Target) error {
 	case KindDelay:
 		d := t.Delay
 		if t.Jitter > 0 {
-			in.mu.Lock()
+			in.rngMu.Lock()
 			d += time.Duration((in.rng.Float64()*2 - 1) * float64(t.Jitter))
-			in.mu.Unlock()
+			in.rngMu.Unlock()
 		}
 		select {
 		case <-in.clock.After(max(d, 0)):

@@ -31,10 +31,16 @@ const (
 	// FixShimUpdateNoWait makes the shim answer Update on a process being
 	// deleted without waiting for the process lock.
 	FixShimUpdateNoWait Fix = "shim_update_nowait"
+	// FixListIndex makes ListContainers resolve the id, sandbox and label
+	// filters through an index and read only the matching containers'
+	// statuses; containerd reads every container's status before
+	// filtering, so a pod's filtered list waits on any other pod's
+	// container whose status write lock is held.
+	FixListIndex Fix = "list_index"
 )
 
 // allFixes fixes the order, and its length sizes Toggles.
-var allFixes = [...]Fix{FixVolatile, FixStoppingState, FixStoppingStateRefined, FixUpdateOutsideLock, FixShimUpdateNoWait}
+var allFixes = [...]Fix{FixVolatile, FixStoppingState, FixStoppingStateRefined, FixUpdateOutsideLock, FixShimUpdateNoWait, FixListIndex}
 
 // Fixes lists every fix, in a stable order.
 var Fixes = allFixes[:]

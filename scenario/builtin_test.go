@@ -28,10 +28,16 @@ func testLog() *logrus.Entry {
 	return logrus.NewEntry(log)
 }
 
+// testParallel is how many variants run at once here. Under the race
+// detector all six of incident 1's variants together want most of a CPU;
+// on a busy two-CPU machine they would get less, fall behind their own
+// timers, and every millisecond behind reads as 100 ms of scenario time.
+const testParallel = 2
+
 // TestBuiltinScenarios runs every built-in scenario, all its variants, at
 // its own time scale (0.01) and asserts every expectation its file
-// declares. They run one after another: each runs its variants at once,
-// and a neighbour's load would read as minutes of scenario time.
+// declares. Scenarios run one after another, and testParallel variants at
+// a time: a neighbour's load would read as minutes of scenario time.
 func TestBuiltinScenarios(t *testing.T) {
 	if got := configs.ScenarioNames(); len(got) != len(builtinScenarios) {
 		t.Errorf("built-in scenarios = %v, want %v", got, builtinScenarios)
@@ -45,15 +51,26 @@ func TestBuiltinScenarios(t *testing.T) {
 			if f.TimeScale > 0.01 {
 				t.Fatalf("time_scale %v: built-in scenarios must run at 0.01 or less", f.TimeScale)
 			}
-			rep, err := Run(context.Background(), f, Options{Log: testLog()})
-			if err != nil {
-				t.Fatal(err)
+			// A run that misses an expectation while the machine starved
+			// it (see Report.MaxStall) is run once more; one that fails
+			// with no starvation to blame fails at once.
+			var rep *Report
+			for attempt := 1; ; attempt++ {
+				rep, err = Run(context.Background(), f, Options{Log: testLog(), Parallel: testParallel})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var table bytes.Buffer
+				if err := rep.WriteTable(&table); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("attempt %d:\n%s", attempt, table.String())
+				if rep.OK() || attempt == 2 || rep.StallScenario() < stallWarning {
+					break
+				}
+				t.Logf("attempt %d missed expectations while the process was starved for %v of scenario time; running it again",
+					attempt, rep.StallScenario().Round(time.Second))
 			}
-			var table bytes.Buffer
-			if err := rep.WriteTable(&table); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("\n%s", table.String())
 			for _, v := range rep.Variants {
 				if !v.ExpectationsMet() {
 					t.Errorf("variant %s: err %v; expectations not met: %v", v.Name, v.Err, v.Failed)
@@ -63,7 +80,7 @@ func TestBuiltinScenarios(t *testing.T) {
 				t.Errorf("%d variants reported, want %d", len(rep.Variants), len(f.Variants))
 			}
 			// Incident 1 at 0.01 must compare all its variants in under
-			// 30 s of wall time.
+			// 30 s of wall time, even two at a time.
 			if name == "umount-status-lock" && rep.Wall > 30*time.Second {
 				t.Errorf("all variants took %v of wall time, want under 30s", rep.Wall)
 			}

@@ -48,6 +48,10 @@ const (
 	DefaultTimeScale = 0.01
 )
 
+// maxReplicas bounds a pod group: kubelet's maxPods defaults to 110, and
+// every replica is a pod the runner creates and relists.
+const maxReplicas = 1000
+
 // CPU manager schedules.
 const (
 	scheduleSliding = "sliding"
@@ -297,8 +301,8 @@ func (f *File) Validate() error {
 			add(field+".name", "%q is used twice", p.Name)
 		}
 		pods[p.Name] = true
-		if p.Replicas < 0 {
-			add(field+".replicas", "%d must not be negative", p.Replicas)
+		if p.Replicas < 0 || p.Replicas > maxReplicas {
+			add(field+".replicas", "%d is not in 0..%d", p.Replicas, maxReplicas)
 		}
 		if len(p.Containers) == 0 {
 			add(field+".containers", "a pod needs at least one container")
@@ -361,8 +365,8 @@ func (f *File) Validate() error {
 			if !pods[name] {
 				add(field+".replicas."+name, "no pod group is named %q", name)
 			}
-			if n < 0 {
-				add(field+".replicas."+name, "%d must not be negative", n)
+			if n < 0 || n > maxReplicas {
+				add(field+".replicas."+name, "%d is not in 0..%d", n, maxReplicas)
 			}
 		}
 		for j, fc := range v.Faults {

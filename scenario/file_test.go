@@ -39,6 +39,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad fault spec", minimal + "[[faults]]\n  point = \"shim.unmount\"\n  spec = \"stall\"\n", "faults[0].spec"},
 		{"bad fault target", minimal + "[[faults]]\n  point = \"shim.unmount\"\n  spec = \"block\"\n  target = \"colour=red\"\n", "faults[0].target"},
 		{"clear before arm", minimal + "[[faults]]\n  point = \"shim.unmount\"\n  spec = \"block\"\n  at = \"1m\"\n  clear_at = \"30s\"\n", "faults[0].clear_at: 30s is not after at 1m0s"},
+		{"too many replicas", strings.Replace(minimal, `name = "p"`, "name = \"p\"\n  replicas = 9223372036854775807", 1), "pods[0].replicas: 9223372036854775807 is not in 0..1000"},
 		{"replicas of nothing", minimal + "  replicas = { q = 2 }\n", `variants[0] (baseline).replicas.q: no pod group is named "q"`},
 		{"off without scenario fault", minimal + "  [[variants.faults]]\n    name = \"x\"\n    off = true\n", `off needs the name of a scenario fault, not "x"`},
 		{"min above max", minimal + "  [variants.expect]\n    relist = { min = \"2m\", max = \"1m\" }\n", "variants[0] (baseline).expect.relist: min 2m0s is above max 1m0s"},
@@ -221,5 +222,11 @@ func TestBuiltinFiles(t *testing.T) {
 	}
 	if _, err := Load("no-such-scenario"); err == nil || !strings.Contains(err.Error(), "umount-status-lock") {
 		t.Errorf("unknown scenario: error %v, want one listing the built-ins", err)
+	}
+	// Only names, never paths, reach the embedded files.
+	for _, bad := range []string{"", "../default", "scenarios/overload"} {
+		if _, err := configs.ScenarioFile(bad); err == nil {
+			t.Errorf("ScenarioFile(%q): want an error", bad)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,26 +15,16 @@ import (
 // scenario seconds; then the errors callers saw in full and every failed
 // expectation.
 func (r *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "scenario %s at time scale %g (%v wall); durations in scenario seconds\n\n", r.Scenario, r.TimeScale, r.Wall.Round(time.Millisecond))
+	fmt.Fprintf(w, "scenario %s at time scale %g (%v wall); durations in scenario seconds\n", r.Scenario, r.TimeScale, r.Wall.Round(time.Millisecond))
+	if r.StallScenario() >= stallWarning {
+		fmt.Fprintf(w, "warning: the machine starved this process for up to %v of wall time (%v of scenario time): durations may be inflated by that much\n",
+			r.MaxStall.Round(time.Millisecond), r.StallScenario().Round(time.Second))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIANT\tPLEG\tNO RELIST FOR\tWORST RELIST\tWORST LIST\tWORST UPDATE\tUNKNOWN\tERRORS\tEXPECTED")
+	fmt.Fprintln(tw, strings.Join(tableHeader(), "\t"))
 	for _, v := range r.Variants {
-		if v.Err != nil {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\tFAIL (did not run)\n", v.Name)
-			continue
-		}
-		s := v.Stats
-		pleg := "healthy"
-		if !s.Healthy() {
-			pleg = "UNHEALTHY"
-		}
-		expected := "ok"
-		if !v.ExpectationsMet() {
-			expected = fmt.Sprintf("FAIL (%d)", len(v.Failed))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Name, pleg,
-			seconds(s.MaxPLEGLastSeen), seconds(s.MaxRelist), seconds(s.Max("ListContainers")), seconds(s.Max("UpdateContainerResources")),
-			len(s.Unknown), errorSummary(s.Errors), expected)
+		fmt.Fprintln(tw, strings.Join(v.tableCells(), "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -63,6 +54,33 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
+// tableHeader names the A/B table's columns (text and HTML).
+func tableHeader() []string {
+	return []string{"VARIANT", "PLEG", "NO RELIST FOR", "WORST RELIST", "WORST LIST", "WORST UPDATE", "UNKNOWN", "ERRORS", "EXPECTED"}
+}
+
+// tableCells is the variant's row of the A/B table.
+func (v VariantResult) tableCells() []string {
+	if v.Err != nil {
+		return []string{v.Name, "-", "-", "-", "-", "-", "-", "-", "FAIL (did not run)"}
+	}
+	s := v.Stats
+	pleg := "healthy"
+	if !s.Healthy() {
+		pleg = "UNHEALTHY"
+	}
+	expected := "ok"
+	if !v.ExpectationsMet() {
+		expected = fmt.Sprintf("FAIL (%d)", len(v.Failed))
+	}
+	return []string{v.Name, pleg, seconds(s.MaxPLEGLastSeen), seconds(s.MaxRelist), seconds(s.Max("ListContainers")), seconds(s.Max("UpdateContainerResources")),
+		strconv.Itoa(len(s.Unknown)), errorSummary(s.Errors), expected}
+}
+
+// stallWarning is the scheduling stall (in scenario time) above which the
+// table warns: a tenth of kubelet's relist threshold.
+const stallWarning = 18 * time.Second
+
 func seconds(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
 
 // errorSummary counts errors by method and code, e.g.
@@ -89,11 +107,13 @@ func errorSummary(errs []ErrorCount) string {
 
 // jsonReport is the --json form; every duration is in scenario seconds.
 type jsonReport struct {
-	Scenario    string        `json:"scenario"`
-	TimeScale   float64       `json:"time_scale"`
-	WallSeconds float64       `json:"wall_seconds"`
-	OK          bool          `json:"ok"`
-	Variants    []jsonVariant `json:"variants"`
+	Scenario    string  `json:"scenario"`
+	TimeScale   float64 `json:"time_scale"`
+	WallSeconds float64 `json:"wall_seconds"`
+	// MaxStallSeconds is the worst scheduling stall, in scenario seconds.
+	MaxStallSeconds float64       `json:"max_stall_seconds"`
+	OK              bool          `json:"ok"`
+	Variants        []jsonVariant `json:"variants"`
 }
 
 type jsonVariant struct {
@@ -131,7 +151,7 @@ type jsonHealth struct {
 
 // WriteJSON prints the report as one JSON object.
 func (r *Report) WriteJSON(w io.Writer) error {
-	out := jsonReport{Scenario: r.Scenario, TimeScale: r.TimeScale, WallSeconds: secs(r.Wall), OK: r.OK(), Variants: []jsonVariant{}}
+	out := jsonReport{Scenario: r.Scenario, TimeScale: r.TimeScale, WallSeconds: secs(r.Wall), MaxStallSeconds: secs(r.StallScenario()), OK: r.OK(), Variants: []jsonVariant{}}
 	for _, v := range r.Variants {
 		s := v.Stats
 		jv := jsonVariant{

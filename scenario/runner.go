@@ -30,6 +30,10 @@ type Options struct {
 	Variants []string
 	// Log receives the servers' and drivers' logs; nil discards them.
 	Log *logrus.Entry
+	// Parallel is how many variants run at once (0: all). Fewer keep the
+	// run's own CPU demand down on a busy machine, where at a small time
+	// scale every millisecond of waiting for a CPU reads as 100 ms.
+	Parallel int
 	// TempDir holds each variant's socket and state directory; by default
 	// a tmpfs (/dev/shm) or the system's temp dir (see stateDir).
 	TempDir string
@@ -40,8 +44,17 @@ type Report struct {
 	Scenario  string
 	TimeScale float64
 	// Wall is how long the whole run took in wall time.
-	Wall     time.Duration
+	Wall time.Duration
+	// MaxStall is the longest the process went without getting the CPU
+	// when it asked for it (wall time), as a canary timer saw it: every
+	// duration of the run may be inflated by up to MaxStall/TimeScale.
+	MaxStall time.Duration
 	Variants []VariantResult
+}
+
+// StallScenario is MaxStall in scenario time.
+func (r *Report) StallScenario() time.Duration {
+	return time.Duration(float64(r.MaxStall) / r.TimeScale)
 }
 
 // VariantResult is one variant's outcome.
@@ -53,6 +66,9 @@ type VariantResult struct {
 	// Failed lists the expectations that did not hold.
 	Failed []string
 	Wall   time.Duration
+	// Timeline is what happened, for the HTML report (nil if the variant
+	// did not get to time 0).
+	Timeline *Timeline
 }
 
 // ExpectationsMet reports whether the variant ran and met every expectation.
@@ -68,9 +84,9 @@ func (r *Report) OK() bool {
 	return true
 }
 
-// Run runs the selected variants of a scenario concurrently, each against
-// its own in-process server on its own socket, and checks their
-// expectations.
+// Run runs the selected variants of a scenario concurrently (o.Parallel at
+// a time), each against its own in-process server on its own socket, and
+// checks their expectations.
 func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 	variants, err := f.SelectVariants(o.Variants)
 	if err != nil {
@@ -94,6 +110,31 @@ func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 	}
 	start := time.Now()
 	rep := &Report{Scenario: f.Name, TimeScale: scale, Variants: make([]VariantResult, len(variants))}
+	stalls := watchStalls()
+	defer func() { rep.MaxStall = stalls() }()
+	batch := o.Parallel
+	if batch <= 0 || batch > len(variants) {
+		batch = len(variants)
+	}
+	for first := 0; first < len(variants); first += batch {
+		last := min(first+batch, len(variants))
+		if err := ctx.Err(); err != nil {
+			for i := first; i < len(variants); i++ {
+				rep.Variants[i] = VariantResult{Name: variants[i].Name, Err: err}
+			}
+			break
+		}
+		runBatch(ctx, f, variants[first:last], scale, o.TempDir, log, rep.Variants[first:last])
+	}
+	rep.Wall = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("scenario %s: %w", f.Name, err)
+	}
+	return rep, nil
+}
+
+// runBatch runs variants at once, results[i] being variants[i]'s.
+func runBatch(ctx context.Context, f *File, variants []Variant, scale float64, tempDir string, log *logrus.Entry, results []VariantResult) {
 	// Variants pass the stages of runVariant together. At small time
 	// scales a neighbour's set-up would otherwise steal CPU from a run, and
 	// 10 ms of wall time is a second of scenario time at 0.01.
@@ -118,20 +159,16 @@ func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 			}
 			vlog := log.WithFields(logrus.Fields{"scenario": f.Name, "variant": v.Name})
 			began := time.Now()
-			stats, err := runVariant(ctx, f.plan(v), scale, o.TempDir, vlog, ready)
-			res := VariantResult{Name: v.Name, Stats: stats, Err: err, Wall: time.Since(began)}
+			tr := newTimelineRecorder()
+			stats, err := runVariant(ctx, f.plan(v), scale, tempDir, vlog, ready, tr)
+			res := VariantResult{Name: v.Name, Stats: stats, Err: err, Wall: time.Since(began), Timeline: tr.result()}
 			if err == nil {
 				res.Failed = v.Expect.check(stats)
 			}
-			rep.Variants[i] = res
+			results[i] = res
 		}()
 	}
 	wg.Wait()
-	rep.Wall = time.Since(start)
-	if err := ctx.Err(); err != nil {
-		return rep, fmt.Errorf("scenario %s: %w", f.Name, err)
-	}
-	return rep, nil
 }
 
 // runVariant runs one variant on its own server, in three stages that
@@ -148,7 +185,10 @@ func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 // Setting up the workload is not measured: it stands for the node as it was
 // before the incident, and at small time scales its CPU cost would read as
 // minutes of scenario time.
-func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log *logrus.Entry, ready func(stage int)) (Stats, error) {
+//
+// The server's status-lock holds and unmounts, the driver's calls and
+// relists and samples of blame's chains go to tr, for the HTML report.
+func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log *logrus.Entry, ready func(stage int), tr *timelineRecorder) (Stats, error) {
 	dir, err := stateDir(tempDir)
 	if err != nil {
 		return Stats{}, fmt.Errorf("variant %s: %w", p.name, err)
@@ -169,7 +209,7 @@ func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log 
 		_ = toggles.Set(faults.FixVolatile, true)
 	}
 	inj := faults.New(clk, log.WithField("component", "faults"))
-	srv, err := server.New(ctx, server.Options{Config: cfg, Clock: clk, Log: log.WithField("component", "server"), Faults: inj, Toggles: toggles})
+	srv, err := server.New(ctx, server.Options{Config: cfg, Clock: clk, Log: log.WithField("component", "server"), Faults: inj, Toggles: toggles, Timeline: tr})
 	if err != nil {
 		return Stats{}, fmt.Errorf("variant %s: start server: %w", p.name, err)
 	}
@@ -213,6 +253,7 @@ func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log 
 
 	// Stage 3.
 	t0 := clk.Now()
+	tr.begin(t0)
 	err = forEach(ctx, len(initial), setupParallelism, func(i int) error {
 		return setup.StartContainers(ctx, created[i])
 	})
@@ -224,6 +265,7 @@ func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	drv := NewDriver(conn, clk, log.WithField("component", "driver"), p.driver, Hooks{})
+	drv.rec.timeline = tr
 	at := func(d time.Duration) error { return clk.Sleep(runCtx, d-clk.Since(t0)) }
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -269,6 +311,11 @@ func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log 
 		defer wg.Done()
 		drv.Run(runCtx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tr.sampleBlame(runCtx, clk, srv)
+	}()
 	// Pod workers run concurrently, as kubelet's do.
 	for _, pp := range p.pods {
 		if pp.createAt == 0 {
@@ -287,10 +334,47 @@ func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log 
 	}
 	// The driver runs for the scenario's duration; setting up the workload
 	// above took scenario time of its own, which does not count.
-	if err := clk.Sleep(runCtx, p.until); err != nil {
-		return drv.Stats(true), err
+	err = clk.Sleep(runCtx, p.until)
+	stats := drv.Stats(true)
+	tr.finish(stats, drv.rec.startedAt().Sub(t0))
+	return stats, err
+}
+
+// stallTick is the canary's period: short enough to see a stall of a few
+// ticks, long enough to cost nothing.
+const stallTick = 5 * time.Millisecond
+
+// watchStalls starts a canary that wakes up every stallTick and measures
+// how late it is; the returned func stops it and reports the worst delay.
+// At a time scale of 0.01 a 100 ms stall is 10 s of scenario time, so a
+// report must say when the machine starved the run.
+func watchStalls() func() time.Duration {
+	done := make(chan struct{})
+	result := make(chan time.Duration, 1)
+	go func() {
+		t := time.NewTicker(stallTick)
+		defer t.Stop()
+		var worst time.Duration
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				result <- worst
+				return
+			case <-t.C:
+				// The gap between two wake-ups, beyond one period, is
+				// time the canary wanted the CPU and did not get it (a
+				// ticker drops the ticks it could not deliver).
+				now := time.Now()
+				worst = max(worst, now.Sub(last)-stallTick)
+				last = now
+			}
+		}
+	}()
+	return func() time.Duration {
+		close(done)
+		return <-result
 	}
-	return drv.Stats(true), nil
 }
 
 // sharedMemoryDir is a tmpfs on Linux.

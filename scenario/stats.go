@@ -115,6 +115,9 @@ type recorder struct {
 	maxAge      time.Duration
 	unhealthy   bool
 	transitions []HealthEvent
+	// timeline, if set, also gets every call and relist with its times
+	// (the A/B runner's HTML report); nil-safe.
+	timeline *timelineRecorder
 }
 
 func newRecorder(clk clock.Clock, threshold time.Duration) *recorder {
@@ -131,6 +134,13 @@ func (r *recorder) restart() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.start = now
+}
+
+// startedAt is the driver's start, which restart moved.
+func (r *recorder) startedAt() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.start
 }
 
 func (r *recorder) begin(method string) int {
@@ -154,6 +164,7 @@ func (r *recorder) end(token int, err error) time.Duration {
 	if r.frozen {
 		return took
 	}
+	r.timeline.call(c.method, c.start, now, err)
 	cs := r.callStats(c.method)
 	cs.Calls++
 	cs.Max = max(cs.Max, took)
@@ -202,6 +213,7 @@ func (r *recorder) relistEnd(ok bool) time.Duration {
 	if r.frozen {
 		return took
 	}
+	r.timeline.relist(now.Add(-took), now, ok)
 	r.relists++
 	if !ok {
 		r.failed++
@@ -278,6 +290,11 @@ func (r *recorder) snapshot(freeze bool) Stats {
 		s.Calls[m] = *cs
 	}
 	for _, c := range r.inflight {
+		if freeze && !r.frozen {
+			// A call stuck at the end is the picture's point; it
+			// would otherwise never reach the timeline.
+			r.timeline.inFlight(c.method, c.start, now)
+		}
 		cs := s.Calls[c.method]
 		cs.Max = max(cs.Max, now.Sub(c.start))
 		s.Calls[c.method] = cs

@@ -89,6 +89,9 @@ type lockTracker struct {
 	// statusWaited and statusHeld, when set (metrics.go), see every
 	// tracked status-lock wait and hold; set before the tracker is used.
 	statusWaited, statusHeld func(op string, d time.Duration)
+	// timeline, when set (Options.Timeline), sees every tracked
+	// status-lock hold with its container and times.
+	timeline TimelineObserver
 
 	mu     sync.Mutex
 	locks  map[lockKey][]*lockUse
@@ -132,6 +135,9 @@ func (u *lockUse) Released() {
 	if u.key.kind == lockStatus && u.t.statusHeld != nil {
 		// heldFrom was written by this goroutine in Acquired.
 		u.t.statusHeld(u.op, u.t.clock.Since(u.heldFrom))
+	}
+	if u.key.kind == lockStatus && u.t.timeline != nil && !u.heldFrom.IsZero() {
+		u.t.timeline.StatusLockHeld(u.key.id, u.op, u.heldFrom, u.t.clock.Now())
 	}
 	u.t.mu.Lock()
 	defer u.t.mu.Unlock()

@@ -2,53 +2,118 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"time"
 
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
 )
 
 // ListContainers is containerd's: copy the store, then take every
 // container's status read lock in turn, with no timeout, and only then
 // filter. One container whose write lock is held stalls the whole list,
-// and the handler keeps waiting after the caller has given up.
+// and the handler keeps waiting after the caller has given up; a pod's
+// filtered list (kubelet's, by pod UID label) waits on every other pod's
+// containers too.
 func (c *criService) ListContainers(ctx context.Context, r *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
-	start := c.clock.Now()
-	all := c.containerStore.List()
-	containers := make([]*runtime.Container, 0, len(all))
-	for _, cntr := range all {
-		getStart := c.clock.Now()
-		containers = append(containers, c.toCRIContainer(cntr))
-		c.timing("ListContainers", cntr.ID, c.clock.Since(getStart), "[ListContainers] get container %s status", cntr.ID)
+	listed := c.listContainers(r.GetFilter())
+	if encodeList(ctx) {
+		return encodeListed(listed)
 	}
-	containers = c.filterCRIContainers(containers, r.GetFilter())
-	c.timing("ListContainers", "", c.clock.Since(start), "[ListContainers] all list containers")
+	containers := make([]*runtime.Container, len(listed))
+	for i, l := range listed {
+		containers[i] = l.toCRI()
+	}
 	return &runtime.ListContainersResponse{Containers: containers}, nil
 }
 
-func (c *criService) toCRIContainer(cntr containerstore.Container) *runtime.Container {
-	status := cntr.Status.Get()
-	return &runtime.Container{
-		Id:           cntr.ID,
-		PodSandboxId: cntr.SandboxID,
-		Metadata:     proto.Clone(cntr.Config.GetMetadata()).(*runtime.ContainerMetadata),
-		Image:        proto.Clone(cntr.Config.GetImage()).(*runtime.ImageSpec),
-		ImageRef:     cntr.ImageRef,
-		ImageId:      cntr.ImageRef,
-		State:        status.State(),
-		CreatedAt:    status.CreatedAt,
-		Labels:       cntr.Config.GetLabels(),
-		Annotations:  cntr.Config.GetAnnotations(),
-	}
+// listedContainer is a container and what its status said when listed.
+type listedContainer struct {
+	cntr      containerstore.Container
+	state     runtime.ContainerState
+	createdAt int64
 }
 
-// filterCRIContainers resolves short ids in the filter, as containerd's
+// listContainers is ListContainers up to the response: every candidate's
+// status read under its read lock, then the filter.
+func (c *criService) listContainers(f *runtime.ContainerFilter) []listedContainer {
+	start := c.clock.Now()
+	var candidates []containerstore.Container
+	if c.toggles.Enabled(faults.FixListIndex) {
+		// The fix: the filter picks the candidates through the store's
+		// indexes, and only their statuses are read.
+		candidates = c.indexedCandidates(f)
+	} else {
+		candidates = c.containerStore.List()
+	}
+	// Timing logs cost two clock reads per container: only when they can
+	// be written.
+	timed := c.log.Logger.IsLevelEnabled(logrus.DebugLevel)
+	listed := make([]listedContainer, 0, len(candidates))
+	for _, cntr := range candidates {
+		var getStart time.Time
+		if timed {
+			getStart = c.clock.Now()
+		}
+		// Only the state and the creation time are read, but under the
+		// same read lock containerd's Get takes.
+		state, createdAt := cntr.Status.Brief()
+		listed = append(listed, listedContainer{cntr: cntr, state: state, createdAt: createdAt})
+		if timed {
+			c.timing("ListContainers", cntr.ID, c.clock.Since(getStart), "[ListContainers] get container %s status", cntr.ID)
+		}
+	}
+	listed = c.filterContainers(listed, f)
+	c.timing("ListContainers", "", c.clock.Since(start), "[ListContainers] all list containers")
+	return listed
+}
+
+// toCRI shares the config's messages and maps rather than copying them: a
+// container's config never changes after CreateContainer, and marshalling
+// a message concurrently is safe as long as nobody changes it.
+func (l listedContainer) toCRI() *runtime.Container {
+	ct := staticCRI(l.cntr)
+	ct.State, ct.CreatedAt = l.state, l.createdAt
+	return ct
+}
+
+// indexedCandidates is the list_index fix: the containers a filter can
+// match, found through the id index, the sandbox index or the pod UID
+// label index, in that order. filterContainers still applies the whole
+// filter to them, so the result is the scan's; an id that resolves to
+// nothing is left to the scan's semantics by listing everything.
+func (c *criService) indexedCandidates(f *runtime.ContainerFilter) []containerstore.Container {
+	switch {
+	case f.GetId() != "":
+		if cntr, err := c.containerStore.Get(f.GetId()); err == nil {
+			return []containerstore.Container{cntr}
+		}
+	case f.GetPodSandboxId() != "":
+		sandboxID := f.GetPodSandboxId()
+		if sb, err := c.sandboxStore.Get(sandboxID); err == nil {
+			sandboxID = sb.ID
+		}
+		return c.containerStore.ListBySandbox(sandboxID)
+	default:
+		if uid, ok := f.GetLabelSelector()[containerstore.PodUIDLabel]; ok {
+			return c.containerStore.ListByPodUID(uid)
+		}
+	}
+	return c.containerStore.List()
+}
+
+// filterContainers resolves short ids in the filter, as containerd's
 // normalizeContainerFilter does; an id that resolves to nothing matches
 // nothing.
-func (c *criService) filterCRIContainers(containers []*runtime.Container, f *runtime.ContainerFilter) []*runtime.Container {
+func (c *criService) filterContainers(listed []listedContainer, f *runtime.ContainerFilter) []listedContainer {
 	if f == nil {
-		return containers
+		return listed
 	}
 	id := f.GetId()
 	if id != "" {
@@ -62,21 +127,113 @@ func (c *criService) filterCRIContainers(containers []*runtime.Container, f *run
 			sandboxID = sb.ID
 		}
 	}
-	out := containers[:0]
-	for _, cntr := range containers {
-		if id != "" && cntr.Id != id {
+	out := listed[:0]
+	for _, l := range listed {
+		if id != "" && l.cntr.ID != id {
 			continue
 		}
-		if sandboxID != "" && cntr.PodSandboxId != sandboxID {
+		if sandboxID != "" && l.cntr.SandboxID != sandboxID {
 			continue
 		}
-		if f.GetState() != nil && f.GetState().GetState() != cntr.State {
+		if f.GetState() != nil && f.GetState().GetState() != l.state {
 			continue
 		}
-		if !matchLabels(f.GetLabelSelector(), cntr.Labels) {
+		if !matchLabels(f.GetLabelSelector(), l.cntr.Config.GetLabels()) {
 			continue
 		}
-		out = append(out, cntr)
+		out = append(out, l)
 	}
 	return out
+}
+
+// encodeListKey marks the context of a ListContainers whose response goes
+// straight to the wire (encodedLists).
+type encodeListKey struct{}
+
+func withEncodedList(ctx context.Context) context.Context {
+	return context.WithValue(ctx, encodeListKey{}, true)
+}
+
+func encodeList(ctx context.Context) bool { return ctx.Value(encodeListKey{}) != nil }
+
+// encodeListed is ListContainers' response as the gRPC server sends it
+// (encodedLists): the same list, after the same locks, but written from
+// each container's cached encoding of its immutable fields plus its state
+// and creation time, instead of marshalling every container's labels and
+// annotations again on every call (the bulk of a big list's cost on the
+// server). The bytes ride as the response's unknown fields, which protobuf
+// sends as they are; the client decodes an ordinary ListContainersResponse.
+func encodeListed(listed []listedContainer) (*runtime.ListContainersResponse, error) {
+	statics := make([][]byte, len(listed))
+	size := 0
+	for i, l := range listed {
+		s := l.cntr.Encoded(func() []byte { return encodeStatic(l.cntr) })
+		if s == nil {
+			// Not encodable (proto.Marshal refused it): say why.
+			_, err := proto.Marshal(staticCRI(l.cntr))
+			return nil, fmt.Errorf("failed to encode container %q: %w", l.cntr.ID, err)
+		}
+		statics[i] = s
+		size += 10 + len(s) + 2*(1+protowire.SizeVarint(1<<63))
+	}
+	b := make([]byte, 0, size)
+	for i, l := range listed {
+		s := statics[i]
+		n := len(s)
+		if l.state != 0 {
+			n += protowire.SizeTag(containerStateField) + protowire.SizeVarint(uint64(l.state))
+		}
+		if l.createdAt != 0 {
+			n += protowire.SizeTag(containerCreatedAtField) + protowire.SizeVarint(uint64(l.createdAt))
+		}
+		b = protowire.AppendTag(b, listContainersField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		b = append(b, s...)
+		if l.state != 0 {
+			b = protowire.AppendTag(b, containerStateField, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(l.state))
+		}
+		if l.createdAt != 0 {
+			b = protowire.AppendTag(b, containerCreatedAtField, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(l.createdAt))
+		}
+	}
+	resp := &runtime.ListContainersResponse{}
+	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
+	return resp, nil
+}
+
+// Field numbers of what listContainersEncoded writes itself.
+var (
+	listContainersField     = fieldNumber(&runtime.ListContainersResponse{}, "containers")
+	containerStateField     = fieldNumber(&runtime.Container{}, "state")
+	containerCreatedAtField = fieldNumber(&runtime.Container{}, "created_at")
+)
+
+func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
+	return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
+}
+
+// staticCRI is the CRI Container of a container without its status.
+func staticCRI(cntr containerstore.Container) *runtime.Container {
+	return &runtime.Container{
+		Id:           cntr.ID,
+		PodSandboxId: cntr.SandboxID,
+		Metadata:     cntr.Config.GetMetadata(),
+		Image:        cntr.Config.GetImage(),
+		ImageRef:     cntr.ImageRef,
+		ImageId:      cntr.ImageRef,
+		Labels:       cntr.Config.GetLabels(),
+		Annotations:  cntr.Config.GetAnnotations(),
+	}
+}
+
+// encodeStatic is staticCRI's wire encoding (map entries in key order), or
+// nil if it cannot be encoded.
+func encodeStatic(cntr containerstore.Container) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(staticCRI(cntr))
+	if err != nil {
+		return nil
+	}
+	return b
 }

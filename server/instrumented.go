@@ -126,6 +126,17 @@ func (in *instrumentedService) ListContainers(ctx context.Context, r *runtime.Li
 	return instrument(in, ctx, "ListContainers", polled, "", r, in.c.ListContainers)
 }
 
+// encodedLists is the gRPC server's unary interceptor: a ListContainers
+// from the wire is answered in its encoded form (encodeListed: the same
+// handler, locks, faults, logs and metrics, a cheaper response to marshal).
+// A call from inside this process gets the plain response.
+func (in *instrumentedService) encodedLists(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == runtime.RuntimeService_ListContainers_FullMethodName {
+		ctx = withEncodedList(ctx)
+	}
+	return handler(ctx, req)
+}
+
 func (in *instrumentedService) ContainerStatus(ctx context.Context, r *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
 	return instrument(in, ctx, "ContainerStatus", polled, r.GetContainerId(), r, in.c.ContainerStatus)
 }

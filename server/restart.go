@@ -82,15 +82,28 @@ func (c *criService) recover(ctx context.Context) error {
 	results := make([]loadedContainer, len(containers))
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	// Only containers without a task are loaded in parallel: those with
+	// one ask their shim for its State under the 2 s (scenario time) cap,
+	// and a burst of them could time out where one after another does not.
+	load := func(i int) {
+		r := &results[i]
+		r.cntr, r.monitor, r.err = c.loadContainer(ctx, containers[i], byID[containers[i].ID])
+	}
 	for range min(max(2*goruntime.GOMAXPROCS(0), 2), 8, len(containers)) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(containers); i = int(next.Add(1) - 1) {
-				r := &results[i]
-				r.cntr, r.monitor, r.err = c.loadContainer(ctx, containers[i], byID[containers[i].ID])
+				if byID[containers[i].ID] == nil {
+					load(i)
+				}
 			}
 		})
 	}
 	wg.Wait()
+	for i, rec := range containers {
+		if byID[rec.ID] != nil {
+			load(i)
+		}
+	}
 	for i, rec := range containers {
 		cntr, err := results[i].cntr, results[i].err
 		if err != nil {

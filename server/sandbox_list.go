@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 
-	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -19,8 +18,9 @@ func (c *criService) ListPodSandbox(ctx context.Context, r *runtime.ListPodSandb
 			idFilter = sb.ID
 		}
 	}
-	var out []*runtime.PodSandbox
-	for _, sb := range c.sandboxStore.List() {
+	all := c.sandboxStore.List()
+	out := make([]*runtime.PodSandbox, 0, len(all))
+	for _, sb := range all {
 		if idFilter != "" && sb.ID != idFilter {
 			continue
 		}
@@ -34,7 +34,7 @@ func (c *criService) ListPodSandbox(ctx context.Context, r *runtime.ListPodSandb
 		}
 		out = append(out, &runtime.PodSandbox{
 			Id:             sb.ID,
-			Metadata:       proto.Clone(sb.Config.GetMetadata()).(*runtime.PodSandboxMetadata),
+			Metadata:       sb.Config.GetMetadata(), // immutable, shared as in toCRIContainer
 			State:          state,
 			CreatedAt:      status.CreatedAt.UnixNano(),
 			Labels:         sb.Config.GetLabels(),

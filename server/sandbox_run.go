@@ -99,6 +99,16 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 		}
 	}()
 
+	// Create starts the pod's shim before it creates the task in it: the
+	// shim goes again if anything fails from here on, the task create
+	// included (else each failed run leaked a shim).
+	defer func() {
+		if retErr != nil {
+			cctx, cancel := c.clock.WithTimeout(context.Background(), deferCleanupTimeout)
+			defer cancel()
+			_ = c.shims.Shutdown(cctx, id)
+		}
+	}()
 	task, err := c.shims.Create(ctx, shim.CreateOpts{
 		ID: id, Group: id, Spec: c.sandboxSpec(id, config, img), Rootfs: c.rootfsMounts(id),
 	})
@@ -112,7 +122,6 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 			if _, err := task.Delete(cctx, shim.WithProcessKill); err != nil && !isNotFound(err) {
 				log.WithError(err).Error("failed to delete sandbox task after a failed run")
 			}
-			_ = c.shims.Shutdown(cctx, id)
 		}
 	}()
 	exitCh, err := task.Wait(c.eventMonitor.ctx)

@@ -49,6 +49,9 @@ type Options struct {
 	// passes its own (the A/B runner) keeps a handle on them.
 	Faults  *faults.Injector
 	Toggles *faults.Toggles
+	// Timeline, if set, sees every tracked status-lock hold and every
+	// in-process shim's unmount (timeline.go): the A/B runner's report.
+	Timeline TimelineObserver
 }
 
 // criService holds the CRI plugin's state: the stores, the metadata
@@ -138,6 +141,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	c.lifetime, c.stop = context.WithCancel(context.Background())
 	if cfg.Plugins.Fake.LockTracking {
 		c.tracker = newLockTracker(o.Clock)
+		c.tracker.timeline = o.Timeline
 	}
 	if err := c.initFaults(cfg); err != nil {
 		return nil, err
@@ -207,9 +211,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		shimCfg.Locks = processLocks{c.tracker}
 	}
 	shimCfg.Calls = c.shimCallObserver()
-	if c.metrics != nil {
-		shimCfg.Unmounted = c.metrics.unmounted
-	}
+	shimCfg.Unmounted = c.unmountObserver(o.Timeline)
 	c.shims, err = shim.NewManager(shimCfg)
 	if err != nil {
 		return nil, err
@@ -231,8 +233,8 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 			return nil, fmt.Errorf("chown CRI socket: %w", err)
 		}
 	}
-	s.grpc = grpc.NewServer()
 	in := &instrumentedService{c: c}
+	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(in.encodedLists))
 	runtime.RegisterRuntimeServiceServer(s.grpc, in)
 	runtime.RegisterImageServiceServer(s.grpc, in)
 	if c.metrics != nil {

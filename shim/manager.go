@@ -72,7 +72,20 @@ type Manager struct {
 	// loading holds, during Load only, every group's process records, so
 	// the in-process shims Load starts do not each read them all again.
 	loading map[string][]*processRecord
+	// starting has a channel per group whose shim is being started,
+	// closed when it is up: a start (a few ms, a process spawn in process
+	// mode) does not hold mu, so other pods' tasks go on meanwhile.
+	starting map[string]chan struct{}
+	// orphans are the groups whose in-process shim died: only a new shim
+	// of theirs can have records to restore outside Load. Any other new
+	// shim is a new pod's and starts empty, without reading every
+	// container's record (which made each RunPodSandbox O(containers)).
+	orphans map[string]bool
+	closed  bool
 }
+
+// noRecords is the records of a group known to have none.
+var noRecords = map[string][]*processRecord{}
 
 type shimConn struct {
 	group   string
@@ -92,7 +105,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 			return nil, fmt.Errorf("create shim state dir: %w", err)
 		}
 	}
-	return &Manager{cfg: cfg, shims: map[string]*shimConn{}, tasks: map[string]*Task{}}, nil
+	return &Manager{cfg: cfg, shims: map[string]*shimConn{}, tasks: map[string]*Task{},
+		starting: map[string]chan struct{}{}, orphans: map[string]bool{}}, nil
 }
 
 // BundleRoot holds one bundle directory per task, as
@@ -204,20 +218,61 @@ func (m *Manager) removeTask(id string) {
 }
 
 // shimFor returns the group's shim, connecting to a live one or starting it.
+// One caller per group starts it, without holding mu; the group's other
+// callers wait for that start.
 func (m *Manager) shimFor(ctx context.Context, group string) (*shimConn, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if sc, ok := m.shims[group]; ok {
-		return sc, nil
+	for {
+		if sc, ok := m.shims[group]; ok {
+			m.mu.Unlock()
+			return sc, nil
+		}
+		wait, ok := m.starting[group]
+		if !ok {
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		m.mu.Lock()
 	}
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("start shim of %s: %w", group, ttrpc.ErrClosed)
+	}
+	done := make(chan struct{})
+	m.starting[group] = done
+	records := m.loading
+	if records == nil && !m.orphans[group] {
+		records = noRecords
+	}
+	m.mu.Unlock()
+
 	sc, err := m.connect(group)
 	if err != nil {
-		sc, err = m.start(ctx, group)
-		if err != nil {
-			return nil, err
+		sc, err = m.start(ctx, group, records)
+	}
+	m.mu.Lock()
+	delete(m.starting, group)
+	close(done)
+	if err == nil && m.closed {
+		err = fmt.Errorf("start shim of %s: %w", group, ttrpc.ErrClosed)
+		sc.client.Close()
+		if sc.local != nil {
+			sc.local.Close()
 		}
 	}
-	m.shims[group] = sc
+	if err == nil {
+		m.shims[group] = sc
+		delete(m.orphans, group)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	return sc, nil
 }
 
@@ -234,16 +289,32 @@ func (m *Manager) connect(group string) (*shimConn, error) {
 }
 
 // shimClosed forgets a shim whose connection ended, so the next Create of
-// its group starts a new one.
+// its group starts a new one. A connection that ends while the shim is
+// still registered (not Shutdown or Close) means the shim is gone for the
+// daemon, as containerd treats it: its tasks' Waits fail and they are
+// reported exited (255). An in-process shim is then closed too, as if its
+// process had died: left serving, it would leak its server and goroutines,
+// and a later connect to its socket would reach a shim no one manages.
 func (m *Manager) shimClosed(sc *shimConn) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.shims[sc.group] == sc {
+	registered := m.shims[sc.group] == sc
+	if registered {
 		delete(m.shims, sc.group)
+		if sc.local != nil {
+			m.orphans[sc.group] = true
+		}
+	}
+	local := sc.local
+	m.mu.Unlock()
+	if registered && local != nil {
+		m.cfg.Log.WithField("sandbox", sc.group).Warn("connection to in-process shim closed; treating the shim as dead")
+		go local.Close()
 	}
 }
 
-func (m *Manager) start(ctx context.Context, group string) (*shimConn, error) {
+// start starts the group's shim; an in-process one restores records (nil:
+// read them from RuncRoot).
+func (m *Manager) start(ctx context.Context, group string, records map[string][]*processRecord) (*shimConn, error) {
 	log := m.cfg.Log.WithField("sandbox", group)
 	switch m.cfg.Mode {
 	case ModeInProcess:
@@ -251,7 +322,7 @@ func (m *Manager) start(ctx context.Context, group string) (*shimConn, error) {
 			Group: group, StateDir: m.cfg.StateDir, EventsAddress: m.cfg.EventsAddress,
 			Clock: m.cfg.Clock, Defaults: m.cfg.Defaults, Log: log.WithField("shim", "inprocess"),
 			Faults: m.cfg.Faults, Toggles: m.cfg.Toggles, Target: m.cfg.Target, Locks: m.cfg.Locks,
-			Unmounted: m.cfg.Unmounted, records: m.loading,
+			Unmounted: m.cfg.Unmounted, records: records,
 		})
 		if err != nil {
 			return nil, err
@@ -401,7 +472,7 @@ func (m *Manager) loadShim(ctx context.Context, group string) (*shimConn, error)
 	}
 	sc, err := m.connect(group)
 	if err != nil && m.cfg.Mode == ModeInProcess {
-		sc, err = m.start(ctx, group)
+		sc, err = m.start(ctx, group, m.loading)
 	}
 	if err != nil {
 		return nil, err
@@ -434,6 +505,7 @@ func (m *Manager) Shutdown(ctx context.Context, group string) error {
 // process-mode shims keep running for the next daemon to find.
 func (m *Manager) Close() {
 	m.mu.Lock()
+	m.closed = true
 	shims := m.shims
 	m.shims = map[string]*shimConn{}
 	m.mu.Unlock()

@@ -43,7 +43,9 @@ type Init struct {
 	pid       uint32
 	behaviour Behaviour
 	clock     clock.Clock
-	log       *logrus.Entry
+	// baseLog is the shim's logger; log() adds the id when a line is
+	// written (an entry per process, kept for its life, was 0.5 KiB each).
+	baseLog *logrus.Entry
 	// exited is called (outside mu) when the process has exited, to publish
 	// TaskExit; it is the reaper's processExits in the real shim.
 	exited func(p *Init)
@@ -81,6 +83,8 @@ type processView struct {
 	exitedAt  time.Time
 	rootfs    Rootfs
 }
+
+func (p *Init) log() *logrus.Entry { return p.baseLog.WithField("id", p.id) }
 
 func (p *Init) publishViewLocked() {
 	p.view.Store(&processView{status: p.status, startedAt: p.startedAt, exitedAt: p.exitedAt, rootfs: *p.rootfs})
@@ -207,7 +211,7 @@ func (p *Init) setExited(code uint32) {
 		p.exitTimer = nil
 	}
 	if err := p.persistLocked(); err != nil {
-		p.log.WithError(err).Warn("failed to persist process exit")
+		p.log().WithError(err).Warn("failed to persist process exit")
 	}
 	p.waitOnce.Do(func() { close(p.waitBlock) })
 	unlock()
@@ -250,7 +254,7 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(p.rootfs.Dirty(start))))
 		}
 	}
-	logger := p.log.WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
+	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
 	logger.Debug("unmounting rootfs")
 	_ = p.clock.Sleep(lifetime, cost)
 	// umount2 itself: where the field's strace delay was injected.

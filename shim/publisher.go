@@ -41,7 +41,13 @@ type RemotePublisher struct {
 	clock   clock.Clock
 	log     *logrus.Entry
 
-	queue  chan *publishItem
+	// queue holds at most publishQueueSize items, as runc-shim's channel
+	// does, but allocates only for what is queued: a 2048-slot channel per
+	// shim was 16 KiB per pod, most of a dense node's heap. ready tells
+	// forward that it is not empty.
+	qmu    sync.Mutex
+	queue  []*publishItem
+	ready  chan struct{}
 	closed chan struct{}
 	once   sync.Once
 	done   chan struct{}
@@ -54,7 +60,7 @@ type RemotePublisher struct {
 func NewRemotePublisher(address string, clk clock.Clock, log *logrus.Entry) *RemotePublisher {
 	p := &RemotePublisher{
 		address: address, clock: clk, log: log,
-		queue: make(chan *publishItem, publishQueueSize), closed: make(chan struct{}), done: make(chan struct{}),
+		ready: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{}),
 	}
 	go p.forward()
 	return p
@@ -71,11 +77,47 @@ func (p *RemotePublisher) Publish(ctx context.Context, topic string, event proto
 		Timestamp: timestamppb.New(p.clock.Now()), Namespace: Namespace, Topic: topic, Event: a,
 	}}
 	select {
-	case p.queue <- it:
 	case <-p.closed:
+		return
 	default:
+	}
+	if !p.enqueue(it, false) {
 		p.log.WithField("topic", topic).Error("event queue full, dropping event")
 	}
+}
+
+// enqueue adds it unless the queue is full (a requeued item always goes
+// in, as runc-shim's requeue waits for room) and wakes forward.
+func (p *RemotePublisher) enqueue(it *publishItem, requeue bool) bool {
+	p.qmu.Lock()
+	if !requeue && len(p.queue) >= publishQueueSize {
+		p.qmu.Unlock()
+		return false
+	}
+	p.queue = append(p.queue, it)
+	p.qmu.Unlock()
+	select {
+	case p.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// dequeue takes the oldest item, or nil; an emptied queue lets go of its
+// array.
+func (p *RemotePublisher) dequeue() *publishItem {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if len(p.queue) == 0 {
+		return nil
+	}
+	it := p.queue[0]
+	p.queue[0] = nil
+	p.queue = p.queue[1:]
+	if len(p.queue) == 0 {
+		p.queue = nil
+	}
+	return it
 }
 
 // Close stops forwarding; events still queued are dropped.
@@ -95,7 +137,18 @@ func (p *RemotePublisher) forward() {
 		select {
 		case <-p.closed:
 			return
-		case it := <-p.queue:
+		case <-p.ready:
+		}
+		for {
+			select {
+			case <-p.closed:
+				return
+			default:
+			}
+			it := p.dequeue()
+			if it == nil {
+				break
+			}
 			if err := p.send(it.envelope); err != nil {
 				it.count++
 				if it.count > publishMaxRequeue {
@@ -106,10 +159,7 @@ func (p *RemotePublisher) forward() {
 				go func() {
 					select {
 					case <-p.clock.After(time.Duration(it.count) * time.Second):
-						select {
-						case p.queue <- it:
-						case <-p.closed:
-						}
+						p.enqueue(it, true)
 					case <-p.closed:
 					}
 				}()

@@ -129,7 +129,7 @@ func (s *Service) Close() {
 func (s *Service) newInit(id, bundle string, pid uint32, b Behaviour, rootfs *Rootfs) *Init {
 	p := &Init{
 		id: id, bundle: bundle, pid: pid, behaviour: b, clock: s.cfg.Clock,
-		log:       s.cfg.Log.WithField("id", id),
+		baseLog:   s.cfg.Log,
 		status:    statusCreated,
 		rootfs:    rootfs,
 		waitBlock: make(chan struct{}),

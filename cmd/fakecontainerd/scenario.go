@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,6 +91,8 @@ misses an expectation of the scenario file.`,
 			&cli.StringFlag{Name: "variants", Usage: "comma-separated variants to run (default: all)"},
 			&cli.Float64Flag{Name: "time-scale", Usage: "wall seconds per scenario second (default: the scenario's)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of the table"},
+			&cli.StringFlag{Name: "report", Usage: "also write a self-contained HTML report (timelines, table, blame chains) to `DIR`/<scenario>-<time>.html"},
+			&cli.IntFlag{Name: "parallel", Usage: "variants run at once (default: all); fewer on a busy machine"},
 			&cli.StringFlag{Name: "log-level", Value: "off", Usage: `servers' and drivers' log level on stderr: "off", or trace, debug, info, warn, error`},
 		},
 		Action: runAB,
@@ -118,6 +121,9 @@ func runAB(c *cli.Context) error {
 			return fmt.Errorf("--time-scale: %w", err)
 		}
 	}
+	if o.Parallel = c.Int("parallel"); o.Parallel < 0 {
+		return fmt.Errorf("--parallel %d: must not be negative", o.Parallel)
+	}
 	log, err := abLogger(c.String("log-level"))
 	if err != nil {
 		return err
@@ -136,6 +142,18 @@ func runAB(c *cli.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if dir := c.String("report"); dir != "" {
+		path, err := writeHTMLReport(rep, dir, time.Now())
+		if err != nil {
+			return err
+		}
+		// With --json, stdout is one JSON object: the path goes to stderr.
+		out := c.App.Writer
+		if c.Bool("json") {
+			out = c.App.ErrWriter
+		}
+		fmt.Fprintf(out, "report: %s\n", path)
 	}
 	var failed []string
 	for _, v := range rep.Variants {
@@ -339,4 +357,33 @@ func (l *lineWriter) printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// writeHTMLReport writes rep's HTML report into dir (made if missing) as
+// <scenario>-<timestamp>.html and returns its path.
+func writeHTMLReport(rep *scenario.Report, dir string, now time.Time) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("--report: %w", err)
+	}
+	// A scenario given as a file may be named anything; keep the file
+	// name to letters, digits, '-' and '_'.
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, rep.Scenario)
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s.html", name, now.Format("20060102-150405")))
+	f, err := os.Create(path)
+	if err != nil {
+		return "", fmt.Errorf("--report: %w", err)
+	}
+	if err := rep.WriteHTML(f); err != nil {
+		f.Close()
+		return "", fmt.Errorf("--report: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("--report: %w", err)
+	}
+	return path, nil
 }

@@ -24,6 +24,26 @@ type Container struct {
 	// IsStopSignaledWithTimeout is CAS'd 0->1 so that the stop signal of a
 	// StopContainer with a timeout is sent only once.
 	IsStopSignaledWithTimeout *uint32
+	// encoded caches what the CRI layer derives once from the immutable
+	// metadata (see Encoded); copies share it.
+	encoded *encodedOnce
+}
+
+type encodedOnce struct {
+	once sync.Once
+	b    []byte
+}
+
+// Encoded returns build's result, calling it at most once per container
+// (every time for a Container not made by NewContainer). The CRI layer
+// keeps here its wire encoding of the fields ListContainers reports that
+// never change after CreateContainer; build must depend on nothing else.
+func (c Container) Encoded(build func() []byte) []byte {
+	if c.encoded == nil {
+		return build()
+	}
+	c.encoded.once.Do(func() { c.encoded.b = build() })
+	return c.encoded.b
 }
 
 // Opts sets up a new Container.
@@ -68,6 +88,7 @@ func NewContainer(md Metadata, opts ...Opts) (Container, error) {
 		Metadata:                  md,
 		StopCh:                    store.NewStopCh(),
 		IsStopSignaledWithTimeout: new(uint32),
+		encoded:                   new(encodedOnce),
 	}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
@@ -82,6 +103,10 @@ func (c *Container) Delete() error {
 	return c.Status.Delete()
 }
 
+// PodUIDLabel is the container label kubelet filters a pod's containers
+// by (ListContainers with a label selector on it, once per changed pod).
+const PodUIDLabel = "io.kubernetes.pod.uid"
+
 // Store holds all containers. Its lock guards the maps and the index only:
 // it is never held while a status lock is taken, so a container stuck in a
 // long UpdateSync cannot block lookups of other containers.
@@ -91,6 +116,8 @@ type Store struct {
 	idIndex    *truncindex.TruncIndex
 	// bySandbox lets a sandbox's containers be listed in O(k).
 	bySandbox map[string]map[string]struct{}
+	// byPodUID does the same for the value of their PodUIDLabel.
+	byPodUID map[string]map[string]struct{}
 }
 
 // NewStore returns an empty store.
@@ -99,6 +126,26 @@ func NewStore() *Store {
 		containers: make(map[string]Container),
 		idIndex:    truncindex.New(nil),
 		bySandbox:  make(map[string]map[string]struct{}),
+		byPodUID:   make(map[string]map[string]struct{}),
+	}
+}
+
+// addTo and removeFrom keep a secondary index; the caller holds s.lock.
+func addTo(index map[string]map[string]struct{}, key, id string) {
+	ids, ok := index[key]
+	if !ok {
+		ids = make(map[string]struct{})
+		index[key] = ids
+	}
+	ids[id] = struct{}{}
+}
+
+func removeFrom(index map[string]map[string]struct{}, key, id string) {
+	if ids := index[key]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(index, key)
+		}
 	}
 }
 
@@ -113,12 +160,10 @@ func (s *Store) Add(c Container) error {
 		return fmt.Errorf("index container %q: %w", c.ID, err)
 	}
 	s.containers[c.ID] = c
-	ids, ok := s.bySandbox[c.SandboxID]
-	if !ok {
-		ids = make(map[string]struct{})
-		s.bySandbox[c.SandboxID] = ids
+	addTo(s.bySandbox, c.SandboxID, c.ID)
+	if uid, ok := c.Config.GetLabels()[PodUIDLabel]; ok {
+		addTo(s.byPodUID, uid, c.ID)
 	}
-	ids[c.ID] = struct{}{}
 	return nil
 }
 
@@ -164,7 +209,18 @@ func (s *Store) List() []Container {
 func (s *Store) ListBySandbox(sandboxID string) []Container {
 	s.lock.RLock()
 	defer s.lock.RUnlock()
-	ids := s.bySandbox[sandboxID]
+	return s.listLocked(s.bySandbox[sandboxID])
+}
+
+// ListByPodUID returns the containers whose PodUIDLabel is uid, in no
+// particular order.
+func (s *Store) ListByPodUID(uid string) []Container {
+	s.lock.RLock()
+	defer s.lock.RUnlock()
+	return s.listLocked(s.byPodUID[uid])
+}
+
+func (s *Store) listLocked(ids map[string]struct{}) []Container {
 	out := make([]Container, 0, len(ids))
 	for id := range ids {
 		out = append(out, s.containers[id])
@@ -185,11 +241,9 @@ func (s *Store) Delete(id string) {
 	// is known to be in the index.
 	_ = s.idIndex.Delete(c.ID)
 	delete(s.containers, c.ID)
-	if ids := s.bySandbox[c.SandboxID]; ids != nil {
-		delete(ids, c.ID)
-		if len(ids) == 0 {
-			delete(s.bySandbox, c.SandboxID)
-		}
+	removeFrom(s.bySandbox, c.SandboxID, c.ID)
+	if uid, ok := c.Config.GetLabels()[PodUIDLabel]; ok {
+		removeFrom(s.byPodUID, uid, c.ID)
 	}
 }
 

@@ -182,6 +182,10 @@ type UpdateFunc func(Status) (Status, error)
 type StatusStorage interface {
 	// Get returns a deep copy of the status, under the read lock.
 	Get() Status
+	// Brief is Get for ListContainers: the same read lock, taken the same
+	// way, but only the state and the creation time are read, so nothing
+	// needs copying.
+	Brief() (state runtime.ContainerState, createdAt int64)
 	// UpdateSync applies fn and checkpoints the result to disk (fsync
 	// included), holding the write lock across both.
 	UpdateSync(fn UpdateFunc) error
@@ -355,6 +359,12 @@ func (s *statusStorage) Get() Status {
 	t := s.acquire(false)
 	defer s.release(false, t)
 	return deepCopyOf(s.status)
+}
+
+func (s *statusStorage) Brief() (runtime.ContainerState, int64) {
+	t := s.acquire(false)
+	defer s.release(false, t)
+	return s.status.State(), s.status.CreatedAt
 }
 
 // UpdateSync holds the write lock across fn and the fsync'd write, exactly

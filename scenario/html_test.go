@@ -1,0 +1,191 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+	"google.golang.org/grpc/codes"
+)
+
+// syntheticReport is one unhealthy variant: a long unmount, a 2 min
+// status-lock hold behind it, a ListContainers stuck on it, a relist over
+// the threshold, and many short calls to merge.
+func syntheticReport() *Report {
+	s := time.Second
+	tl := &Timeline{
+		Duration: 300 * s, Threshold: 180 * s,
+		Unmounts:  []UnmountSpan{{Container: "c0ffee0000000000", From: 10 * s, To: 250 * s}},
+		Locks:     []LockSpan{{Container: "c0ffee0000000000", Op: "UpdateContainerResources", From: 20 * s, To: 140 * s}},
+		Unhealthy: []Window{{From: 200 * s, To: 260 * s}},
+		Blame:     []BlameChain{{Chain: "ListContainers waits on the status lock of container c0ffee00, held 1m0s by UpdateContainerResources.", Count: 7, First: 30 * s, Last: 60 * s, LongestHeld: time.Minute}},
+	}
+	tl.Calls = append(tl.Calls, CallSpan{Method: "ListContainers", Start: 21 * s, End: 141 * s},
+		CallSpan{Method: "UpdateContainerResources", Start: 20 * s, End: 140 * s, Code: codes.DeadlineExceeded})
+	tl.Relists = append(tl.Relists, RelistSpan{Start: 21 * s, End: 215 * s, OK: true})
+	for i := range 2000 {
+		at := 150*s + time.Duration(i)*50*time.Millisecond
+		tl.Calls = append(tl.Calls, CallSpan{Method: "ListContainers", Start: at, End: at + time.Millisecond})
+		tl.Relists = append(tl.Relists, RelistSpan{Start: at, End: at + 2*time.Millisecond, OK: true})
+	}
+	stats := Stats{Threshold: 180 * s, MaxPLEGLastSeen: 230 * s, MaxRelist: 194 * s, Calls: map[string]CallStats{"ListContainers": {Max: 120 * s}}}
+	return &Report{Scenario: "synthetic", TimeScale: 0.01, Variants: []VariantResult{
+		{Name: "baseline", Stats: stats, Timeline: tl},
+		{Name: "broken", Err: context.Canceled},
+	}}
+}
+
+func TestWriteHTML(t *testing.T) {
+	var buf bytes.Buffer
+	if err := syntheticReport().WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	doc, err := html.Parse(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	var texts []string
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			count[n.Data]++
+		}
+		if n.Type == html.TextNode {
+			texts = append(texts, n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	all := strings.Join(texts, " ")
+	if count["svg"] != 1 || count["rect"] < 6 || count["polyline"] != 1 || count["table"] < 2 {
+		t.Errorf("elements %v: want one svg with rects and the age line, the A/B and blame tables", count)
+	}
+	for _, want := range []string{
+		"PLEG threshold 180.0 s", "PLEG unhealthy", "container c0ffee000000", "UpdateContainerResources 120.0 s",
+		"ListContainers", "did not run", "held 1m0s by UpdateContainerResources", "60 s", "UNHEALTHY",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("report text lacks %q", want)
+		}
+	}
+	// The threshold line, the unmount and the deadline's colour.
+	for _, want := range []string{`stroke="` + colThreshold + `"`, `stroke-dasharray="8 5"`, `fill="` + colUnmount + `"`, `fill="` + colDeadline + `"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %s", want)
+		}
+	}
+	// 2,000 short calls and relists, 50 ms apart, merge into a few bands.
+	if count["rect"] > 200 {
+		t.Errorf("%d rects: short calls were not merged", count["rect"])
+	}
+	if strings.Contains(out, "<script") || strings.Contains(out, "http://") && !strings.Contains(out, "http://www.w3.org/2000/svg") {
+		t.Error("report is not self-contained")
+	}
+}
+
+func TestNormalizeChain(t *testing.T) {
+	a := "ListContainers (3 callers) waits on the status lock of container fadda516, held 7.7s by UpdateContainerResources, which waits on the process lock, held 1m2s by shim Delete."
+	b := "ListContainers (5 callers) waits on the status lock of container fadda516, held 1m9s by UpdateContainerResources, which waits on the process lock, held 2m0s by shim Delete."
+	if normalizeChain(a) != normalizeChain(b) {
+		t.Errorf("%q != %q", normalizeChain(a), normalizeChain(b))
+	}
+	if got := longestHeld(b); got != 2*time.Minute {
+		t.Errorf("longestHeld = %v", got)
+	}
+	r := newTimelineRecorder()
+	t0 := time.Now()
+	r.begin(t0)
+	r.sawChains(t0.Add(5*time.Second), []string{a})
+	r.sawChains(t0.Add(10*time.Second), []string{b})
+	r.finish(Stats{}, 0)
+	bl := r.result().Blame
+	if len(bl) != 1 || bl[0].Count != 2 || bl[0].Chain != b || bl[0].First != 5*time.Second || bl[0].Last != 10*time.Second {
+		t.Errorf("blame = %+v", bl)
+	}
+}
+
+// TestRunnerTimeline runs incident 1's baseline alone and checks that the
+// report draws the incident: the unmount, the status-lock holds, the
+// stuck calls, relists and the unhealthy window.
+func TestRunnerTimeline(t *testing.T) {
+	f, err := Load("umount-status-lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), f, Options{Log: testLog(), Variants: []string{"baseline"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := rep.Variants[0].Timeline
+	if tl == nil {
+		t.Fatal("no timeline")
+	}
+	if len(tl.Unmounts) == 0 || len(tl.Locks) == 0 || len(tl.Relists) == 0 || len(tl.Calls) == 0 {
+		t.Fatalf("timeline: %d unmounts, %d holds, %d relists, %d calls", len(tl.Unmounts), len(tl.Locks), len(tl.Relists), len(tl.Calls))
+	}
+	var longHold bool
+	for _, h := range tl.Locks {
+		longHold = longHold || h.To-h.From > time.Minute && h.Op == "UpdateContainerResources"
+	}
+	if !longHold && rep.StallScenario() < stallWarning {
+		t.Error("no status-lock hold over a minute by UpdateContainerResources")
+	}
+	if len(tl.Blame) == 0 {
+		t.Error("no blame chain sampled")
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `fill="`+colUnmount+`"`) {
+		t.Error("report draws no unmount")
+	}
+}
+
+// TestReportScreenshot checks a headless browser's screenshot of a report
+// (make report-check takes it): a PNG with more than a blank page in it.
+// Skipped unless FCD_REPORT_PNG names the file.
+func TestReportScreenshot(t *testing.T) {
+	path := os.Getenv("FCD_REPORT_PNG")
+	if path == "" {
+		t.Skip("FCD_REPORT_PNG not set (make report-check)")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	if b.Dx() < 1000 || b.Dy() < 1000 {
+		t.Fatalf("screenshot is %v", b)
+	}
+	// Count distinct colours on a grid: a blank or error page has a
+	// handful, the report's lanes and text many.
+	seen := map[[3]uint32]bool{}
+	nonWhite := 0
+	for y := b.Min.Y; y < b.Max.Y; y += 3 {
+		for x := b.Min.X; x < b.Max.X; x += 3 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			seen[[3]uint32{r >> 12, g >> 12, bl >> 12}] = true
+			if r>>8 < 240 || g>>8 < 240 || bl>>8 < 240 {
+				nonWhite++
+			}
+		}
+	}
+	if len(seen) < 20 || nonWhite < 5000 {
+		t.Errorf("screenshot looks blank: %d colours, %d non-white samples", len(seen), nonWhite)
+	}
+}
