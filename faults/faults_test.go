@@ -200,6 +200,18 @@ func TestBlockReleaseAndClear(t *testing.T) {
 	if _, err := in.Clear("f999"); err == nil {
 		t.Error("clearing an unknown id: want an error")
 	}
+	// A call naming a known and an unknown id changes nothing, and the
+	// known fault can still be cleared (once).
+	known, _ := in.Add(PointShimUnmount, Selector{}, "delay(1s)", "test")
+	if _, err := in.Clear(known.ID, "f999"); err == nil {
+		t.Error("clearing a known and an unknown id: want an error")
+	}
+	if len(in.List()) != 1 {
+		t.Fatalf("faults after a refused clear: %v, want the known one still armed", in.List())
+	}
+	if removed, err := in.Clear(known.ID); err != nil || len(removed) != 1 {
+		t.Errorf("clear after a refused clear = %v, %v", removed, err)
+	}
 }
 
 func TestPercent(t *testing.T) {

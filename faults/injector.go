@@ -164,23 +164,29 @@ func (in *Injector) reindexLocked() {
 func (in *Injector) Clear(ids ...string) ([]Info, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	keep := in.faults[:0:0]
-	var removed []Info
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
+	// Check every id first: a call naming an unknown id changes nothing.
+	for _, f := range in.faults {
+		delete(want, f.ID)
+	}
+	if len(want) > 0 {
+		return nil, fmt.Errorf("no fault with id %s", strings.Join(keysOf(want), ", "))
+	}
+	for _, id := range ids {
+		want[id] = true
+	}
+	keep := in.faults[:0:0]
+	var removed []Info
 	for _, f := range in.faults {
 		if len(ids) == 0 || want[f.ID] {
-			delete(want, f.ID)
 			removed = append(removed, f.info())
 			close(f.cleared)
 			continue
 		}
 		keep = append(keep, f)
-	}
-	if len(want) > 0 {
-		return nil, fmt.Errorf("no fault with id %s", strings.Join(keysOf(want), ", "))
 	}
 	in.faults = keep
 	in.reindexLocked()

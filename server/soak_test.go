@@ -271,9 +271,9 @@ func TestSoak(t *testing.T) {
 	}
 	// Chaos: arm a random fault at a random point, clear or release it
 	// a little later; a few at a time.
-	wg.Add(1)
+	chaosDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(chaosDone)
 		rng := rand.New(rand.NewPCG(seed, 999))
 		type live struct {
 			id    string
@@ -290,6 +290,7 @@ func TestSoak(t *testing.T) {
 				req := FaultRequest{Point: points[rng.IntN(len(points))], Target: target, Spec: soakSpecs[rng.IntN(len(soakSpecs))]}
 				if err := admin.do(http.MethodPost, "/v1/faults", nil, req, &info); err != nil {
 					adminErrs.Add(1)
+					t.Logf("admin: arm %+v: %v", req, err)
 				} else {
 					armed.Add(1)
 					active = append(active, live{info.ID, time.Now().Add(time.Duration(50+rng.IntN(400)) * time.Millisecond)})
@@ -310,6 +311,7 @@ func TestSoak(t *testing.T) {
 				}
 				if err := admin.do(http.MethodDelete, "/v1/faults", url.Values{"id": {f.id}}, nil, nil); err != nil {
 					adminErrs.Add(1)
+					t.Logf("admin: clear %s: %v", f.id, err)
 				}
 			}
 			active = keep
@@ -327,6 +329,9 @@ func TestSoak(t *testing.T) {
 		heap = append(heap, ms.HeapAlloc)
 	}
 	stop.Store(true)
+	// The chaos loop stops at once (it never waits on a fault); clearing
+	// everything before it has stopped would race its own clears.
+	<-chaosDone
 
 	// Every injected stall is cleared: with no fault left, every call
 	// ends and every client stops.
