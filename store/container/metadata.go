@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/store"
 )
 
 // metadataVersion is bumped when the persisted shape of Metadata changes.
@@ -57,7 +57,7 @@ func (m *Metadata) MarshalJSON() ([]byte, error) {
 		},
 	}
 	if m.Config != nil {
-		cfg, err := marshalProto(m.Config)
+		cfg, err := store.MarshalProto(m.Config)
 		if err != nil {
 			return nil, fmt.Errorf("encode config of container %q: %w", m.ID, err)
 		}
@@ -85,22 +85,10 @@ func (m *Metadata) UnmarshalJSON(data []byte) error {
 	}
 	if len(v.Metadata.Config) > 0 && string(v.Metadata.Config) != "null" {
 		cfg := &runtime.ContainerConfig{}
-		if err := unmarshalProto(v.Metadata.Config, cfg); err != nil {
+		if err := store.UnmarshalProto(v.Metadata.Config, cfg); err != nil {
 			return fmt.Errorf("decode config of container %q: %w", v.Metadata.ID, err)
 		}
 		m.Config = cfg
 	}
 	return nil
-}
-
-// marshalProto writes proto field names (memory_limit_in_bytes), the names
-// containerd's checkpoints carry, so files read alike in both.
-func marshalProto(m proto.Message) ([]byte, error) {
-	return protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-}
-
-// unmarshalProto drops unknown fields so a record written against a newer
-// cri-api still loads.
-func unmarshalProto(data []byte, m proto.Message) error {
-	return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, m)
 }

@@ -11,6 +11,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/store"
 )
 
 // Lifecycle, as in containerd: CREATED (CreatedAt set) -> RUNNING
@@ -112,7 +114,7 @@ func (s Status) toJSON() (statusJSON, error) {
 		Message:    s.Message,
 	}
 	if s.Resources != nil {
-		r, err := marshalProto(s.Resources)
+		r, err := store.MarshalProto(s.Resources)
 		if err != nil {
 			return statusJSON{}, fmt.Errorf("encode resources: %w", err)
 		}
@@ -133,7 +135,7 @@ func (s *Status) fromJSON(j statusJSON) error {
 	}
 	if len(j.Resources) > 0 && string(j.Resources) != "null" {
 		r := &runtime.ContainerResources{}
-		if err := unmarshalProto(j.Resources, r); err != nil {
+		if err := store.UnmarshalProto(j.Resources, r); err != nil {
 			return fmt.Errorf("decode resources: %w", err)
 		}
 		s.Resources = r

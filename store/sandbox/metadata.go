@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/store"
 )
 
 // metadataVersion is bumped when the persisted shape of Metadata changes.
@@ -56,8 +57,7 @@ func (m *Metadata) MarshalJSON() ([]byte, error) {
 		},
 	}
 	if m.Config != nil {
-		// Proto field names, as containerd's records carry.
-		cfg, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m.Config)
+		cfg, err := store.MarshalProto(m.Config)
 		if err != nil {
 			return nil, fmt.Errorf("encode config of sandbox %q: %w", m.ID, err)
 		}
@@ -85,8 +85,7 @@ func (m *Metadata) UnmarshalJSON(data []byte) error {
 	}
 	if len(v.Metadata.Config) > 0 && string(v.Metadata.Config) != "null" {
 		cfg := &runtime.PodSandboxConfig{}
-		// Unknown fields are dropped so a record from a newer cri-api loads.
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(v.Metadata.Config, cfg); err != nil {
+		if err := store.UnmarshalProto(v.Metadata.Config, cfg); err != nil {
 			return fmt.Errorf("decode config of sandbox %q: %w", v.Metadata.ID, err)
 		}
 		m.Config = cfg
