@@ -78,10 +78,9 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 			}
 		}
 	}()
-	exitCh, err := task.Wait(c.eventMonitor.ctx)
-	if err != nil {
-		return nil, fmt.Errorf("failed to wait for containerd task: %w", err)
-	}
+	// containerd calls task.Wait here, before Start; the monitor below
+	// makes that call instead, which sees the same exit: the shim keeps an
+	// exited process until its task is deleted.
 	if err := task.Start(ctx); err != nil {
 		return nil, fmt.Errorf("failed to start containerd task %q: %w", id, err)
 	}
@@ -98,7 +97,7 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 			c.log.WithError(err).WithField("id", id).Warn("failed to write container log")
 		}
 	}
-	c.eventMonitor.startContainerExitMonitor(id, task.Pid(), exitCh)
+	c.eventMonitor.startContainerExitMonitor(id, task.Pid(), waitFor(c.eventMonitor.ctx, task))
 	c.generateAndSendContainerEvent(ctx, id, cntr.SandboxID, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &runtime.StartContainerResponse{}, nil
 }

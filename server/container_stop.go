@@ -67,11 +67,7 @@ func (c *criService) stopContainer(ctx context.Context, cntr containerstore.Cont
 		// wait for it before returning.
 		waitCtx, cancel := context.WithCancel(c.eventMonitor.ctx)
 		defer cancel()
-		exitCh, err := task.Wait(waitCtx)
-		if err != nil {
-			return fmt.Errorf("failed to wait for task for %q: %w", id, err)
-		}
-		stopCh := c.eventMonitor.startContainerExitMonitor(id, task.Pid(), exitCh)
+		stopCh := c.eventMonitor.startContainerExitMonitor(id, task.Pid(), waitFor(waitCtx, task))
 		defer func() {
 			cancel()
 			<-stopCh

@@ -168,8 +168,8 @@ func (em *eventMonitor) handleEvent(e any) error {
 
 // startContainerExitMonitor waits for a container's exit and handles it
 // with a 10 s deadline; a failure goes to the backoff queue.
-func (em *eventMonitor) startContainerExitMonitor(id string, pid uint32, exitCh <-chan shim.ExitStatus) <-chan struct{} {
-	return em.startExitMonitor(id, pid, exitCh, func(ctx context.Context, e *eventstypes.TaskExit) error {
+func (em *eventMonitor) startContainerExitMonitor(id string, pid uint32, wait exitWait) <-chan struct{} {
+	return em.startExitMonitor(id, pid, wait, func(ctx context.Context, e *eventstypes.TaskExit) error {
 		cntr, err := em.c.containerStore.Get(e.ID)
 		if err != nil {
 			if isNotFound(err) {
@@ -182,8 +182,8 @@ func (em *eventMonitor) startContainerExitMonitor(id string, pid uint32, exitCh 
 }
 
 // startSandboxExitMonitor is the same for a sandbox's pause task.
-func (em *eventMonitor) startSandboxExitMonitor(id string, pid uint32, exitCh <-chan shim.ExitStatus) <-chan struct{} {
-	return em.startExitMonitor(id, pid, exitCh, func(ctx context.Context, e *eventstypes.TaskExit) error {
+func (em *eventMonitor) startSandboxExitMonitor(id string, pid uint32, wait exitWait) <-chan struct{} {
+	return em.startExitMonitor(id, pid, wait, func(ctx context.Context, e *eventstypes.TaskExit) error {
 		sb, err := em.c.sandboxStore.Get(e.ID)
 		if err != nil {
 			if isNotFound(err) {
@@ -195,18 +195,26 @@ func (em *eventMonitor) startSandboxExitMonitor(id string, pid uint32, exitCh <-
 	})
 }
 
-func (em *eventMonitor) startExitMonitor(id string, pid uint32, exitCh <-chan shim.ExitStatus, handle func(context.Context, *eventstypes.TaskExit) error) <-chan struct{} {
+// exitWait blocks until a task exits, or its context ends, and gives the
+// exit: a shim Task's WaitExit under the context the watch lasts for.
+type exitWait func() shim.ExitStatus
+
+// waitFor is the exit of task t, watched for as long as ctx lasts.
+func waitFor(ctx context.Context, t *shim.Task) exitWait {
+	return func() shim.ExitStatus { return t.WaitExit(ctx) }
+}
+
+// startExitMonitor watches one task. containerd's monitor selects on the
+// channel of task.Wait, whose goroutine makes the shim call; here the
+// monitor's own goroutine makes it (one goroutine per task, not two), with
+// the same outcomes: the exit, or an error exit if the wait's context ends
+// first, and nothing once the monitor's context is done.
+func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, handle func(context.Context, *eventstypes.TaskExit) error) <-chan struct{} {
 	stopCh := make(chan struct{})
 	go func() {
 		defer close(stopCh)
-		var res shim.ExitStatus
-		select {
-		case r, ok := <-exitCh:
-			if !ok {
-				return
-			}
-			res = r
-		case <-em.ctx.Done():
+		res := wait()
+		if em.ctx.Err() != nil {
 			return
 		}
 		if res.Err != nil {

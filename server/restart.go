@@ -144,11 +144,7 @@ func (c *criService) loadSandbox(ctx context.Context, rec metadata.Sandbox, t *s
 		if md.IP != "" {
 			c.ips.reserve(md.IP, md.ID)
 		}
-		exitCh, err := t.Wait(c.eventMonitor.ctx)
-		if err != nil {
-			return sb, fmt.Errorf("failed to wait for sandbox task: %w", err)
-		}
-		c.eventMonitor.startSandboxExitMonitor(sb.ID, status.Pid, exitCh)
+		c.eventMonitor.startSandboxExitMonitor(sb.ID, status.Pid, waitFor(c.eventMonitor.ctx, t))
 	} else {
 		sb.Stop()
 	}
@@ -173,7 +169,7 @@ func (c *criService) loadContainer(ctx context.Context, rec metadata.Container, 
 		c.log.WithError(err).WithField("id", md.ID).Warn("failed to load container status, marking it unknown")
 		status = containerstore.Status{CreatedAt: rec.CreatedAt.UnixNano(), Unknown: true}
 	}
-	var exitCh <-chan shim.ExitStatus
+	var wait exitWait
 	switch {
 	case t != nil && (status.State() == runtime.ContainerState_CONTAINER_RUNNING || status.State() == runtime.ContainerState_CONTAINER_CREATED || status.Unknown):
 		st, err := t.Status(ctx)
@@ -186,9 +182,7 @@ func (c *criService) loadContainer(ctx context.Context, rec metadata.Container, 
 				status.StartedAt = c.clock.Now().UnixNano()
 			}
 			status.Pid = st.Pid
-			if exitCh, err = t.Wait(c.eventMonitor.ctx); err != nil {
-				return containerstore.Container{}, nil, fmt.Errorf("failed to wait for task: %w", err)
-			}
+			wait = waitFor(c.eventMonitor.ctx, t)
 		case task.Status_STOPPED:
 			// It exited while we were down: delete the task and record it.
 			if _, err := t.Delete(ctx); err != nil && !isNotFound(err) {
@@ -215,8 +209,8 @@ func (c *criService) loadContainer(ctx context.Context, rec metadata.Container, 
 	if err != nil {
 		return containerstore.Container{}, nil, fmt.Errorf("failed to create container object: %w", err)
 	}
-	if exitCh != nil {
-		monitor = func() { c.eventMonitor.startContainerExitMonitor(md.ID, status.Pid, exitCh) }
+	if wait != nil {
+		monitor = func() { c.eventMonitor.startContainerExitMonitor(md.ID, status.Pid, wait) }
 	}
 	return cntr, monitor, nil
 }

@@ -124,10 +124,8 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 			}
 		}
 	}()
-	exitCh, err := task.Wait(c.eventMonitor.ctx)
-	if err != nil {
-		return nil, fmt.Errorf("failed to wait for sandbox container task: %w", err)
-	}
+	// As for containers, the exit monitor started below calls the shim's
+	// Wait that containerd calls here.
 	if err := task.Start(ctx); err != nil {
 		return nil, fmt.Errorf("failed to start sandbox container task %q: %w", id, err)
 	}
@@ -143,7 +141,7 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 	if err := c.sandboxStore.Add(sb); err != nil {
 		return nil, fmt.Errorf("failed to add sandbox %+v into store: %w", sb, err)
 	}
-	c.eventMonitor.startSandboxExitMonitor(id, task.Pid(), exitCh)
+	c.eventMonitor.startSandboxExitMonitor(id, task.Pid(), waitFor(c.eventMonitor.ctx, task))
 	c.generateAndSendContainerEvent(ctx, id, id, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
 }

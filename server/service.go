@@ -234,7 +234,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		}
 	}
 	in := &instrumentedService{c: c}
-	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(in.encodedLists))
+	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(in.encodedLists), grpc.ForceServerCodecV2(newListCodec()))
 	runtime.RegisterRuntimeServiceServer(s.grpc, in)
 	runtime.RegisterImageServiceServer(s.grpc, in)
 	if c.metrics != nil {

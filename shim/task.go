@@ -165,14 +165,20 @@ func (t *Task) Wait(ctx context.Context) (<-chan ExitStatus, error) {
 	ch := make(chan ExitStatus, 1)
 	go func() {
 		defer close(ch)
-		resp, err := t.shim.task.Wait(ctx, &taskAPI.WaitRequest{ID: t.id})
-		if err != nil {
-			ch <- ExitStatus{Code: UnknownExitStatus, ExitedAt: t.m.cfg.Clock.Now(), Err: fromShim(err)}
-			return
-		}
-		ch <- ExitStatus{Code: resp.ExitStatus, ExitedAt: resp.ExitedAt.AsTime()}
+		ch <- t.WaitExit(ctx)
 	}()
 	return ch, nil
+}
+
+// WaitExit calls the shim's Wait and blocks until the task exits or ctx
+// ends. A watcher that has a goroutine of its own calls it there: at 10,000
+// tasks, the extra goroutine of Wait is 40 MB of stacks.
+func (t *Task) WaitExit(ctx context.Context) ExitStatus {
+	resp, err := t.shim.task.Wait(ctx, &taskAPI.WaitRequest{ID: t.id})
+	if err != nil {
+		return ExitStatus{Code: UnknownExitStatus, ExitedAt: t.m.cfg.Clock.Now(), Err: fromShim(err)}
+	}
+	return ExitStatus{Code: resp.ExitStatus, ExitedAt: resp.ExitedAt.AsTime()}
 }
 
 // ResourcesTypeURL is how containerd's typeurl names specs.LinuxResources.
