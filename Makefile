@@ -67,7 +67,7 @@ crash:
 # The CRI load benchmark (cmd/cribench): fakecontainerd against kubelet's
 # fake runtime and a floor, at 1,000 and 10,000 containers; a table, or one
 # JSON object with BENCH_FLAGS=--json. Not part of `make test` (a smoke run
-# of it is). Takes about ten minutes.
+# of it is). Takes about three minutes on two cores.
 BENCH_FLAGS ?=
 bench: build
 	$(GO) run ./cmd/cribench --fakecontainerd $(BIN) $(BENCH_FLAGS)

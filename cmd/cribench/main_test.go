@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestSmoke(t *testing.T) {
 	}
 	t.Logf("ran in %v", time.Since(start).Round(time.Millisecond))
 
-	perN := []string{mListP50, mListP99, fmt.Sprintf(mListConcP50, o.clients), fmt.Sprintf(mListConcP99, o.clients),
+	perN := []string{mListP50, mListFloor, mListP99, fmt.Sprintf(mListConcP50, o.clients), fmt.Sprintf(mListConcP99, o.clients),
 		mPodsP50, mPodsP99, fmt.Sprintf(mPodsConcP50, o.clients), fmt.Sprintf(mPodsConcP99, o.clients),
 		mStatusP50, mFilterScan, mFilterIndex, mLifeUp, mLifeDown, mLife, mRSS, mHWM, mFill, mRespSize}
 	has := func(n int, metric string) *row {
@@ -78,6 +79,9 @@ func TestSmoke(t *testing.T) {
 		}
 		if r := has(n, mListP50); r != nil && r.Floor == nil {
 			t.Errorf("N=%d: no floor figure for %q", n, mListP50)
+		}
+		if r, l := has(n, mListFloor), has(n, mListP50); r != nil && l != nil && l.Floor != nil && math.Abs(*r.Ours - *l.Ours / *l.Floor) > 1e-9 {
+			t.Errorf("N=%d: %q is %v, want %v", n, mListFloor, *r.Ours, *l.Ours / *l.Floor)
 		}
 	}
 	growth := has(0, fmt.Sprintf(mFilterGrowth, "45", "20"))
