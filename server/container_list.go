@@ -47,11 +47,12 @@ type listedContainer struct {
 // status read under its read lock, then the filter.
 func (c *criService) listContainers(f *runtime.ContainerFilter) []listedContainer {
 	start := c.clock.Now()
+	ids := c.resolveFilterIDs(f)
 	var candidates []containerstore.Container
 	if c.toggles.Enabled(faults.FixListIndex) {
 		// The fix: the filter picks the candidates through the store's
 		// indexes, and only their statuses are read.
-		candidates = c.indexedCandidates(f)
+		candidates = c.indexedCandidates(f, ids)
 	} else {
 		candidates = c.containerStore.List()
 	}
@@ -72,7 +73,7 @@ func (c *criService) listContainers(f *runtime.ContainerFilter) []listedContaine
 			c.timing("ListContainers", cntr.ID, c.clock.Since(getStart), "[ListContainers] get container %s status", cntr.ID)
 		}
 	}
-	listed = c.filterContainers(listed, f)
+	listed = filterContainers(listed, f, ids)
 	c.timing("ListContainers", "", c.clock.Since(start), "[ListContainers] all list containers")
 	return listed
 }
@@ -91,18 +92,14 @@ func (l listedContainer) toCRI() *runtime.Container {
 // label index, in that order. filterContainers still applies the whole
 // filter to them, so the result is the scan's; an id that resolves to
 // nothing is left to the scan's semantics by listing everything.
-func (c *criService) indexedCandidates(f *runtime.ContainerFilter) []containerstore.Container {
+func (c *criService) indexedCandidates(f *runtime.ContainerFilter, ids filterIDs) []containerstore.Container {
 	switch {
-	case f.GetId() != "":
-		if cntr, err := c.containerStore.Get(f.GetId()); err == nil {
+	case ids.id != "":
+		if cntr, err := c.containerStore.Get(ids.id); err == nil {
 			return []containerstore.Container{cntr}
 		}
-	case f.GetPodSandboxId() != "":
-		sandboxID := f.GetPodSandboxId()
-		if sb, err := c.sandboxStore.Get(sandboxID); err == nil {
-			sandboxID = sb.ID
-		}
-		return c.containerStore.ListBySandbox(sandboxID)
+	case ids.sandboxID != "":
+		return c.containerStore.ListBySandbox(ids.sandboxID)
 	default:
 		if uid, ok := f.GetLabelSelector()[containerstore.PodUIDLabel]; ok {
 			return c.containerStore.ListByPodUID(uid)
@@ -111,31 +108,43 @@ func (c *criService) indexedCandidates(f *runtime.ContainerFilter) []containerst
 	return c.containerStore.List()
 }
 
-// filterContainers resolves short ids in the filter, as containerd's
-// normalizeContainerFilter does; an id that resolves to nothing matches
-// nothing.
-func (c *criService) filterContainers(listed []listedContainer, f *runtime.ContainerFilter) []listedContainer {
+// filterIDs are a filter's container and sandbox ids with short ids
+// resolved, as containerd's normalizeContainerFilter does: an id that
+// resolves to no single object is kept as given, and so matches nothing.
+type filterIDs struct{ id, sandboxID string }
+
+func (c *criService) resolveFilterIDs(f *runtime.ContainerFilter) filterIDs {
+	ids := filterIDs{id: f.GetId(), sandboxID: c.resolveSandboxID(f.GetPodSandboxId())}
+	if ids.id != "" {
+		if cntr, err := c.containerStore.Get(ids.id); err == nil {
+			ids.id = cntr.ID
+		}
+	}
+	return ids
+}
+
+// resolveSandboxID is a sandbox id or unique prefix resolved to the full
+// id; anything else is returned as given.
+func (c *criService) resolveSandboxID(id string) string {
+	if id != "" {
+		if sb, err := c.sandboxStore.Get(id); err == nil {
+			return sb.ID
+		}
+	}
+	return id
+}
+
+// filterContainers applies the filter, its ids resolved (resolveFilterIDs).
+func filterContainers(listed []listedContainer, f *runtime.ContainerFilter, ids filterIDs) []listedContainer {
 	if f == nil {
 		return listed
 	}
-	id := f.GetId()
-	if id != "" {
-		if cntr, err := c.containerStore.Get(id); err == nil {
-			id = cntr.ID
-		}
-	}
-	sandboxID := f.GetPodSandboxId()
-	if sandboxID != "" {
-		if sb, err := c.sandboxStore.Get(sandboxID); err == nil {
-			sandboxID = sb.ID
-		}
-	}
 	out := listed[:0]
 	for _, l := range listed {
-		if id != "" && l.cntr.ID != id {
+		if ids.id != "" && l.cntr.ID != ids.id {
 			continue
 		}
-		if sandboxID != "" && l.cntr.SandboxID != sandboxID {
+		if ids.sandboxID != "" && l.cntr.SandboxID != ids.sandboxID {
 			continue
 		}
 		if f.GetState() != nil && f.GetState().GetState() != l.state {

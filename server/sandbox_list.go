@@ -9,15 +9,9 @@ import (
 // ListPodSandbox takes each sandbox's own status lock, never a container's.
 func (c *criService) ListPodSandbox(ctx context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	f := r.GetFilter()
-	var idFilter string
-	if f.GetId() != "" {
-		// An id that resolves to no single sandbox matches nothing, as in
-		// containerd's filterCRISandboxes.
-		idFilter = f.GetId()
-		if sb, err := c.sandboxStore.Get(f.GetId()); err == nil {
-			idFilter = sb.ID
-		}
-	}
+	// An id that resolves to no single sandbox matches nothing, as in
+	// containerd's filterCRISandboxes.
+	idFilter := c.resolveSandboxID(f.GetId())
 	all := c.sandboxStore.List()
 	out := make([]*runtime.PodSandbox, 0, len(all))
 	for _, sb := range all {
