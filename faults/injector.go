@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -169,14 +170,12 @@ func (in *Injector) Clear(ids ...string) ([]Info, error) {
 		want[id] = true
 	}
 	// Check every id first: a call naming an unknown id changes nothing.
+	unknown := maps.Clone(want)
 	for _, f := range in.faults {
-		delete(want, f.ID)
+		delete(unknown, f.ID)
 	}
-	if len(want) > 0 {
-		return nil, fmt.Errorf("no fault with id %s", strings.Join(keysOf(want), ", "))
-	}
-	for _, id := range ids {
-		want[id] = true
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no fault with id %s", strings.Join(keysOf(unknown), ", "))
 	}
 	keep := in.faults[:0:0]
 	var removed []Info
