@@ -84,9 +84,6 @@ type Manager struct {
 	closed  bool
 }
 
-// noRecords is the records of a group known to have none.
-var noRecords = map[string][]*processRecord{}
-
 type shimConn struct {
 	group   string
 	address string
@@ -247,7 +244,8 @@ func (m *Manager) shimFor(ctx context.Context, group string) (*shimConn, error) 
 	m.starting[group] = done
 	records := m.loading
 	if records == nil && !m.orphans[group] {
-		records = noRecords
+		// Known to have none: an empty set, not nil (read them from disk).
+		records = map[string][]*processRecord{}
 	}
 	m.mu.Unlock()
 
