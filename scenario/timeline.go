@@ -116,20 +116,16 @@ func (r *timelineRecorder) sinceLocked(t time.Time) (time.Duration, bool) {
 }
 
 func (r *timelineRecorder) call(method string, start, end time.Time, err error) {
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := r.sinceLocked(start)
-	if !ok || s < 0 {
-		return
-	}
-	r.calls = append(r.calls, CallSpan{Method: method, Start: s, End: end.Sub(r.t0), Code: status.Code(err)})
+	r.addCall(CallSpan{Method: method, Code: status.Code(err)}, start, end)
 }
 
 // inFlight records a call still running as the run ends.
 func (r *timelineRecorder) inFlight(method string, start, now time.Time) {
+	r.addCall(CallSpan{Method: method, InFlight: true}, start, now)
+}
+
+// addCall records span from start to end, unless it began before time 0.
+func (r *timelineRecorder) addCall(span CallSpan, start, end time.Time) {
 	if r == nil {
 		return
 	}
@@ -139,7 +135,8 @@ func (r *timelineRecorder) inFlight(method string, start, now time.Time) {
 	if !ok || s < 0 {
 		return
 	}
-	r.calls = append(r.calls, CallSpan{Method: method, Start: s, End: now.Sub(r.t0), InFlight: true})
+	span.Start, span.End = s, end.Sub(r.t0)
+	r.calls = append(r.calls, span)
 }
 
 func (r *timelineRecorder) relist(start, end time.Time, ok bool) {

@@ -33,10 +33,12 @@ type cpuManager struct {
 	sliding  bool
 
 	mu    sync.Mutex
-	calls []updateCall
+	calls []timedCall
 }
 
-type updateCall struct {
+// timedCall is one CRI call the harness made: on which container (the
+// CPU manager's updates; empty for lists), when, how long, and its error.
+type timedCall struct {
 	id    string
 	start time.Time
 	took  time.Duration
@@ -94,7 +96,7 @@ func (m *cpuManager) pass(ctx context.Context, cpus string) {
 		if ctx.Err() != nil {
 			return
 		}
-		call := updateCall{id: id, start: start, took: time.Since(start), err: err}
+		call := timedCall{id: id, start: start, took: time.Since(start), err: err}
 		m.mu.Lock()
 		m.calls = append(m.calls, call)
 		m.mu.Unlock()
@@ -104,10 +106,10 @@ func (m *cpuManager) pass(ctx context.Context, cpus string) {
 	}
 }
 
-func (m *cpuManager) snapshot() []updateCall {
+func (m *cpuManager) snapshot() []timedCall {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]updateCall(nil), m.calls...)
+	return append([]timedCall(nil), m.calls...)
 }
 
 // lister calls ListContainers every second, each call in its own goroutine
@@ -116,13 +118,7 @@ func (m *cpuManager) snapshot() []updateCall {
 type lister struct {
 	n     *node
 	mu    sync.Mutex
-	calls []listCall
-}
-
-type listCall struct {
-	start time.Time
-	took  time.Duration
-	err   error
+	calls []timedCall
 }
 
 func (l *lister) run(ctx context.Context, wg *sync.WaitGroup) {
@@ -150,7 +146,7 @@ func (l *lister) run(ctx context.Context, wg *sync.WaitGroup) {
 					return
 				}
 				l.mu.Lock()
-				l.calls = append(l.calls, listCall{start: start, took: time.Since(start), err: err})
+				l.calls = append(l.calls, timedCall{start: start, took: time.Since(start), err: err})
 				l.mu.Unlock()
 			}()
 		}
