@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -124,35 +125,21 @@ func removePod(ctx context.Context, rt internalapi.RuntimeService, p *pod) error
 	return nil
 }
 
-// parallel runs f(0..n-1) on workers goroutines; the first error wins.
+// parallel runs f(0..n-1) on workers goroutines; the first error wins and
+// stops the rest from starting.
 func parallel(ctx context.Context, n, workers int, f func(int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := f(i); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
 	for i := range n {
-		select {
-		case work <- i:
-		case <-ctx.Done():
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return f(i) })
 	}
-	close(work)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	return nil
+	return ctx.Err()
 }
 
 // lifecycle runs pods pods of one container each on workers workers
