@@ -1,5 +1,6 @@
 # fakecontainerd. `make run` serves on a socket under the checkout with the
 # embedded default config; `make test` is what CI runs.
+SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin/fakecontainerd
 RUN_DIR := $(CURDIR)/.run
@@ -7,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test vet unit clean e2e-kubelet bench fuzz fuzz-short soak bench-recover crash report-check
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet bench fuzz fuzz-short soak bench-recover crash report-check
 
 all: build
 
@@ -26,9 +27,47 @@ vet:
 # The whole suite, race detector on: unit tests, the incident tests (run on
 # the project clock at a small time scale) and the e2e suite against the
 # built binary.
+#
+# The output is also kept in TEST_LOG; when a test fails, the failing tests
+# and their assertions are repeated at the end, so the last lines of a red
+# run say what failed.
+TEST_LOG ?= $(RUN_DIR)/test.log
 test: vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	@mkdir -p $(dir $(TEST_LOG)); \
+	$(GO) test -race -count=1 -timeout 20m ./... 2>&1 | tee $(TEST_LOG); status=$${PIPESTATUS[0]}; \
+	if [ $$status -ne 0 ]; then \
+		echo; echo "=== what failed (whole output above and in $(TEST_LOG)):"; \
+		grep -E -- '^(--- FAIL|FAIL|panic:)|^ +--- FAIL|_test\.go:[0-9]+:' $(TEST_LOG) | tail -n 30; \
+		exit $$status; \
+	fi
 	@$(MAKE) --no-print-directory fuzz-short
+
+# make test RUNS times in a row while a CPU hog keeps every core busy
+# (LOAD=stress: Debian's stress-ng, installed if missing; LOAD=yes: one
+# `yes` per core; LOAD=none: nothing else running). Stops at the first red
+# run. Not part of make test: it shows that the suite does not depend on
+# how much CPU it gets.
+RUNS ?= 5
+LOAD ?= stress
+test-under-load:
+	@set -e; mkdir -p $(RUN_DIR); hog=; \
+	case "$(LOAD)" in \
+	stress) command -v stress-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq stress-ng; }; \
+		stress-ng --cpu $$(nproc) --quiet & hog=$$!;; \
+	yes) for i in $$(seq $$(nproc)); do yes >/dev/null & hog="$$hog $$!"; done;; \
+	none) ;; \
+	*) echo "LOAD=$(LOAD): want stress, yes or none" >&2; exit 2;; \
+	esac; \
+	trap '[ -z "$$hog" ] || kill $$hog 2>/dev/null || true' EXIT; \
+	for i in $$(seq $(RUNS)); do \
+		start=$$(date +%s); \
+		if $(MAKE) --no-print-directory test > $(RUN_DIR)/under-load-$$i.log 2>&1; then \
+			echo "run $$i/$(RUNS) (LOAD=$(LOAD)): passed in $$(( $$(date +%s) - start ))s"; \
+		else \
+			echo "run $$i/$(RUNS) (LOAD=$(LOAD)): FAILED after $$(( $$(date +%s) - start ))s; its last lines ($(RUN_DIR)/under-load-$$i.log):"; \
+			tail -n 40 $(RUN_DIR)/under-load-$$i.log; exit 1; \
+		fi; \
+	done; echo "$(RUNS) passed, 0 failed"
 
 # Reliability (README, Reliability). Every fuzz target, as package:name;
 # `make test` runs their seeds with the suite and then each briefly

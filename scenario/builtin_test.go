@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -51,26 +50,18 @@ func TestBuiltinScenarios(t *testing.T) {
 			if f.TimeScale > 0.01 {
 				t.Fatalf("time_scale %v: built-in scenarios must run at 0.01 or less", f.TimeScale)
 			}
-			// A run that misses an expectation while the machine starved
-			// it (see Report.MaxStall) is run once more; one that fails
-			// with no starvation to blame fails at once.
-			var rep *Report
-			for attempt := 1; ; attempt++ {
-				rep, err = Run(context.Background(), f, Options{Log: testLog(), Parallel: testParallel})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var table bytes.Buffer
-				if err := rep.WriteTable(&table); err != nil {
-					t.Fatal(err)
-				}
-				t.Logf("attempt %d:\n%s", attempt, table.String())
-				if rep.OK() || attempt == 2 || rep.StallScenario() < stallWarning {
-					break
-				}
-				t.Logf("attempt %d missed expectations while the process was starved for %v of scenario time; running it again",
-					attempt, rep.StallScenario().Round(time.Second))
+			// No retry: every variant's clock leaves out the time the
+			// machine starved the process (clock.Meter), so a busy machine
+			// changes the run's wall time, not its figures.
+			rep, err := Run(context.Background(), f, Options{Log: testLog(), Parallel: testParallel})
+			if err != nil {
+				t.Fatal(err)
 			}
+			var table bytes.Buffer
+			if err := rep.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", table.String())
 			for _, v := range rep.Variants {
 				if !v.ExpectationsMet() {
 					t.Errorf("variant %s: err %v; expectations not met: %v", v.Name, v.Err, v.Failed)
@@ -79,11 +70,26 @@ func TestBuiltinScenarios(t *testing.T) {
 			if len(rep.Variants) != len(f.Variants) {
 				t.Errorf("%d variants reported, want %d", len(rep.Variants), len(f.Variants))
 			}
-			// Incident 1 at 0.01 must compare all its variants in under
-			// 30 s of wall time, even two at a time.
-			if name == "umount-status-lock" && rep.Wall > 30*time.Second {
-				t.Errorf("all variants took %v of wall time, want under 30s", rep.Wall)
-			}
 		})
+	}
+}
+
+// BenchmarkIncident1AB is the wall time of incident 1's A/B at 0.01, every
+// variant, two at a time (the speed target: under 30 s on two cores).
+func BenchmarkIncident1AB(b *testing.B) {
+	f, err := Load("umount-status-lock")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		rep, err := Run(context.Background(), f, Options{Log: testLog(), Parallel: testParallel})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !rep.OK() {
+			b.Fatal("expectations not met")
+		}
+		b.ReportMetric(rep.Wall.Seconds(), "wall-s/ab")
+		b.ReportMetric(rep.Discounted.Seconds(), "starved-s/ab")
 	}
 }

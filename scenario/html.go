@@ -121,8 +121,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			"deadline": colDeadline, "inflight": colInFlight, "relist": colRelistOK, "threshold": colThreshold, "unhealthy": colUnhealthy,
 		},
 	}
-	if r.StallScenario() >= stallWarning {
-		hr.Stall = fmt.Sprintf("Warning: the machine starved this run for up to %v of scenario time; durations may be inflated by that much.", r.StallScenario().Round(time.Second))
+	if r.Discounted > 0 {
+		hr.Stall = strings.ToUpper(r.starvation()[:1]) + r.starvation()[1:] + "."
 	}
 	for _, v := range r.Variants {
 		hr.Rows = append(hr.Rows, v.tableCells())
@@ -533,7 +533,7 @@ svg { display: block; }
 <body>
 <h1>{{.Title}}</h1>
 <p class="sub">{{.Subtitle}}</p>
-{{with .Stall}}<p class="bad">{{.}}</p>{{end}}
+{{with .Stall}}<p class="note">{{.}}</p>{{end}}
 <p class="legend">Each variant below ran the same workload against its own fake containerd, driven like a kubelet: PLEG relists every second (ListPodSandbox + ListContainers), and the CPU manager calls UpdateContainerResources on every running container every 10 s. Time runs left to right in scenario seconds (the incident's real-world time). Per container:
 <span class="sw" style="background:{{index .Colours "unmount"}}"></span>its rootfs unmount in the shim's Delete (top half; long when the dirty pages must be synced) and
 <span class="sw" style="background:{{index .Colours "lock"}}"></span>its status lock held (bottom half, named by the operation holding it).

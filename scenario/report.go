@@ -16,10 +16,7 @@ import (
 // expectation.
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "scenario %s at time scale %g (%v wall); durations in scenario seconds\n", r.Scenario, r.TimeScale, r.Wall.Round(time.Millisecond))
-	if r.StallScenario() >= stallWarning {
-		fmt.Fprintf(w, "warning: the machine starved this process for up to %v of wall time (%v of scenario time): durations may be inflated by that much\n",
-			r.MaxStall.Round(time.Millisecond), r.StallScenario().Round(time.Second))
-	}
+	fmt.Fprintln(w, r.starvation())
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(tableHeader(), "\t"))
@@ -77,9 +74,12 @@ func (v VariantResult) tableCells() []string {
 		strconv.Itoa(len(s.Unknown)), errorSummary(s.Errors), expected}
 }
 
-// stallWarning is the scheduling stall (in scenario time) above which the
-// table warns: a tenth of kubelet's relist threshold.
-const stallWarning = 18 * time.Second
+// starvation says how much of the run the machine withheld the CPU and the
+// clock left out of scenario time.
+func (r *Report) starvation() string {
+	return fmt.Sprintf("starvation left out of scenario time: %v of wall time (%v of scenario time; longest stall %v)",
+		r.Discounted.Round(time.Millisecond), r.DiscountedScenario().Round(100*time.Millisecond), r.MaxStall.Round(time.Millisecond))
+}
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
 
@@ -111,9 +111,12 @@ type jsonReport struct {
 	TimeScale   float64 `json:"time_scale"`
 	WallSeconds float64 `json:"wall_seconds"`
 	// MaxStallSeconds is the worst scheduling stall, in scenario seconds.
-	MaxStallSeconds float64       `json:"max_stall_seconds"`
-	OK              bool          `json:"ok"`
-	Variants        []jsonVariant `json:"variants"`
+	MaxStallSeconds float64 `json:"max_stall_seconds"`
+	// DiscountedSeconds is all the starvation the clock left out of
+	// scenario time, in scenario seconds (no figure includes it).
+	DiscountedSeconds float64       `json:"discounted_seconds"`
+	OK                bool          `json:"ok"`
+	Variants          []jsonVariant `json:"variants"`
 }
 
 type jsonVariant struct {
@@ -151,7 +154,7 @@ type jsonHealth struct {
 
 // WriteJSON prints the report as one JSON object.
 func (r *Report) WriteJSON(w io.Writer) error {
-	out := jsonReport{Scenario: r.Scenario, TimeScale: r.TimeScale, WallSeconds: secs(r.Wall), MaxStallSeconds: secs(r.StallScenario()), OK: r.OK(), Variants: []jsonVariant{}}
+	out := jsonReport{Scenario: r.Scenario, TimeScale: r.TimeScale, WallSeconds: secs(r.Wall), MaxStallSeconds: secs(r.StallScenario()), DiscountedSeconds: secs(r.DiscountedScenario()), OK: r.OK(), Variants: []jsonVariant{}}
 	for _, v := range r.Variants {
 		s := v.Stats
 		jv := jsonVariant{

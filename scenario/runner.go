@@ -47,15 +47,25 @@ type Report struct {
 	// Wall is how long the whole run took in wall time.
 	Wall time.Duration
 	// MaxStall is the longest the process went without getting the CPU
-	// when it asked for it (wall time), as a canary timer saw it: every
-	// duration of the run may be inflated by up to MaxStall/TimeScale.
+	// when it asked for it (wall time), as the clock's starvation meter saw
+	// it.
 	MaxStall time.Duration
-	Variants []VariantResult
+	// Discounted is all the wall time the meter counted as starvation
+	// during the run. Every variant's clock left it out of scenario time,
+	// so no figure of the run includes it (clock.Meter).
+	Discounted time.Duration
+	Variants   []VariantResult
 }
 
-// StallScenario is MaxStall in scenario time.
+// StallScenario is MaxStall in scenario time: what the longest stall would
+// have added to a figure had the clock not left it out.
 func (r *Report) StallScenario() time.Duration {
 	return time.Duration(float64(r.MaxStall) / r.TimeScale)
+}
+
+// DiscountedScenario is Discounted in scenario time.
+func (r *Report) DiscountedScenario() time.Duration {
+	return time.Duration(float64(r.Discounted) / r.TimeScale)
 }
 
 // VariantResult is one variant's outcome.
@@ -111,8 +121,15 @@ func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 	}
 	start := time.Now()
 	rep := &Report{Scenario: f.Name, TimeScale: scale, Variants: make([]VariantResult, len(variants))}
-	stalls := watchStalls()
-	defer func() { rep.MaxStall = stalls() }()
+	// One meter for every variant's clock: the variants share the
+	// process, so they are starved together. At a time scale of 0.01 a
+	// 100 ms stall of the machine would otherwise read as 10 s of scenario
+	// time in every figure.
+	meter := clock.StartMeter(0, 0)
+	defer func() {
+		meter.Stop()
+		rep.MaxStall, rep.Discounted = meter.Worst(), meter.Starved()
+	}()
 	batch := o.Parallel
 	if batch <= 0 || batch > len(variants) {
 		batch = len(variants)
@@ -125,7 +142,7 @@ func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 			}
 			break
 		}
-		runBatch(ctx, f, variants[first:last], scale, o.TempDir, log, rep.Variants[first:last])
+		runBatch(ctx, f, variants[first:last], scale, meter, o.TempDir, log, rep.Variants[first:last])
 	}
 	rep.Wall = time.Since(start)
 	if err := ctx.Err(); err != nil {
@@ -135,7 +152,7 @@ func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 }
 
 // runBatch runs variants at once, results[i] being variants[i]'s.
-func runBatch(ctx context.Context, f *File, variants []Variant, scale float64, tempDir string, log *logrus.Entry, results []VariantResult) {
+func runBatch(ctx context.Context, f *File, variants []Variant, scale float64, meter *clock.Meter, tempDir string, log *logrus.Entry, results []VariantResult) {
 	// Variants pass the stages of runVariant together. At small time
 	// scales a neighbour's set-up would otherwise steal CPU from a run, and
 	// 10 ms of wall time is a second of scenario time at 0.01.
@@ -161,7 +178,7 @@ func runBatch(ctx context.Context, f *File, variants []Variant, scale float64, t
 			vlog := log.WithFields(logrus.Fields{"scenario": f.Name, "variant": v.Name})
 			began := time.Now()
 			tr := newTimelineRecorder()
-			stats, err := runVariant(ctx, f.plan(v), scale, tempDir, vlog, ready, tr)
+			stats, err := runVariant(ctx, f.plan(v), scale, meter, tempDir, vlog, ready, tr)
 			res := VariantResult{Name: v.Name, Stats: stats, Err: err, Wall: time.Since(began), Timeline: tr.result()}
 			if err == nil {
 				res.Failed = v.Expect.check(stats)
@@ -189,7 +206,7 @@ func runBatch(ctx context.Context, f *File, variants []Variant, scale float64, t
 //
 // The server's status-lock holds and unmounts, the driver's calls and
 // relists and samples of blame's chains go to tr, for the HTML report.
-func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log *logrus.Entry, ready func(stage int), tr *timelineRecorder) (Stats, error) {
+func runVariant(ctx context.Context, p plan, scale float64, meter *clock.Meter, tempDir string, log *logrus.Entry, ready func(stage int), tr *timelineRecorder) (Stats, error) {
 	dir, err := stateDir(tempDir)
 	if err != nil {
 		return Stats{}, fmt.Errorf("variant %s: %w", p.name, err)
@@ -199,7 +216,7 @@ func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log 
 	if err != nil {
 		return Stats{}, fmt.Errorf("variant %s: %w", p.name, err)
 	}
-	clk, err := clock.New(scale)
+	clk, err := clock.Discounting(scale, meter)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -339,43 +356,6 @@ func runVariant(ctx context.Context, p plan, scale float64, tempDir string, log 
 	stats := drv.Stats(true)
 	tr.finish(stats, drv.rec.startedAt().Sub(t0))
 	return stats, err
-}
-
-// stallTick is the canary's period: short enough to see a stall of a few
-// ticks, long enough to cost nothing.
-const stallTick = 5 * time.Millisecond
-
-// watchStalls starts a canary that wakes up every stallTick and measures
-// how late it is; the returned func stops it and reports the worst delay.
-// At a time scale of 0.01 a 100 ms stall is 10 s of scenario time, so a
-// report must say when the machine starved the run.
-func watchStalls() func() time.Duration {
-	done := make(chan struct{})
-	result := make(chan time.Duration, 1)
-	go func() {
-		t := time.NewTicker(stallTick)
-		defer t.Stop()
-		var worst time.Duration
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				result <- worst
-				return
-			case <-t.C:
-				// The gap between two wake-ups, beyond one period, is
-				// time the canary wanted the CPU and did not get it (a
-				// ticker drops the ticks it could not deliver).
-				now := time.Now()
-				worst = max(worst, now.Sub(last)-stallTick)
-				last = now
-			}
-		}
-	}()
-	return func() time.Duration {
-		close(done)
-		return <-result
-	}
 }
 
 // sharedMemoryDir is a tmpfs on Linux.

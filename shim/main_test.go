@@ -3,14 +3,12 @@ package shim
 import (
 	"os"
 	"testing"
-
-	"github.com/sirupsen/logrus"
 )
 
-// TestMain quiets logrus's standard logger, which ttrpc logs to ("received
-// message on inactive stream" whenever a caller gave up before the shim
-// answered, which the incident tests do on purpose).
+// TestMain drops what the ttrpc library logs ("received message on inactive
+// stream" whenever a caller gave up before the shim answered, which the
+// incident tests do on purpose), so a failure's output is the failure.
 func TestMain(m *testing.M) {
-	logrus.SetLevel(logrus.FatalLevel)
+	QuietLibraryLog()
 	os.Exit(m.Run())
 }

@@ -57,7 +57,7 @@ type Init struct {
 	startedAt  time.Time
 	resources  json.RawMessage
 	rootfs     *Rootfs
-	exitTimer  *time.Timer
+	exitTimer  *clock.Timer
 	persist    func(*Init) error
 
 	waitBlock chan struct{} // closed on exit; Wait needs no lock
@@ -168,7 +168,7 @@ func (p *Init) scheduleExitLocked(after time.Duration, code uint32) {
 		go p.setExited(code)
 		return
 	}
-	p.exitTimer = time.AfterFunc(p.clock.Wall(after), func() { p.setExited(code) })
+	p.exitTimer = p.clock.AfterFunc(after, func() { p.setExited(code) })
 }
 
 // Kill delivers a signal. SIGKILL ends the process at once; SIGTERM after the

@@ -172,6 +172,10 @@ func (s *Service) target(id string) faults.Target {
 // Interceptor fires the shim.<Method> point of every task call, once its
 // request is decoded (so the target is known) and before the method runs.
 func (s *Service) Interceptor(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (interface{}, error) {
+	// The call's deadline came as a wall duration; measure it on the
+	// shim's clock, as the daemon measures its side (clock.Inbound).
+	ctx, cancel := s.cfg.Clock.Inbound(ctx)
+	defer cancel()
 	name := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
 	point := faults.ShimPoint(name)
 	if !s.cfg.Faults.Active(point) {

@@ -22,6 +22,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/configs"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/scenario"
+	"github.com/fakecontainerd/fakecontainerd/shim"
 )
 
 // scenarioCommands are `scenario`, `ab` and `pleg-watch`.
@@ -167,25 +168,22 @@ func runAB(c *cli.Context) error {
 	return nil
 }
 
-// abLogger is the runs' logger. The ttrpc library logs through logrus'
-// standard logger (a client dropping a reply after its caller gave up is
-// an "error" there, and routine in these runs), so it follows the same
-// level.
+// abLogger is the runs' logger; what the ttrpc library logs goes to it at
+// debug level (shim.RouteLibraryLog).
 func abLogger(level string) (*logrus.Entry, error) {
 	log := newLogger()
-	std := logrus.StandardLogger()
+	entry := logrus.NewEntry(log)
+	shim.RouteLibraryLog(entry)
 	if level == "off" {
 		log.SetOutput(io.Discard)
-		std.SetOutput(io.Discard)
-		return logrus.NewEntry(log), nil
+		return entry, nil
 	}
 	lvl, err := logrus.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf(`--log-level %q: want "off", trace, debug, info, warn or error`, level)
 	}
 	log.SetLevel(lvl)
-	std.SetLevel(lvl)
-	return logrus.NewEntry(log), nil
+	return entry, nil
 }
 
 func plegWatchCommand() *cli.Command {

@@ -17,6 +17,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/server"
+	"github.com/fakecontainerd/fakecontainerd/shim"
 )
 
 // gracefulTimeout is how long SIGTERM lets in-flight calls finish.
@@ -148,6 +149,7 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("find own executable for process-mode shims: %w", err)
 	}
 	entry := logrus.NewEntry(log)
+	shim.RouteLibraryLog(entry)
 	srv, err := server.New(c.Context, server.Options{
 		Config: cfg, Clock: clk, Log: entry, Executable: exe,
 		ShimArgs: []string{"shim", "--log-level", cfg.Debug.Level},

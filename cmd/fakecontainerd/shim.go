@@ -49,6 +49,7 @@ func runShim(c *cli.Context) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log.SetLevel(level)
+	shim.RouteLibraryLog(logrus.NewEntry(log))
 	origin := time.Now()
 	if c.IsSet("clock-origin") {
 		origin = time.Unix(0, c.Int64("clock-origin"))
