@@ -52,7 +52,7 @@ LOAD ?= stress
 test-under-load:
 	@set -e; mkdir -p $(RUN_DIR); hog=; \
 	case "$(LOAD)" in \
-	stress) command -v stress-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq stress-ng; }; \
+	stress) command -v stress-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null; }; \
 		stress-ng --cpu $$(nproc) --quiet & hog=$$!;; \
 	yes) for i in $$(seq $$(nproc)); do yes >/dev/null & hog="$$hog $$!"; done;; \
 	none) ;; \

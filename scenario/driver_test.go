@@ -169,7 +169,14 @@ func startFake(t *testing.T, cfg DriverConfig, hooks Hooks) (*fakeCRI, *Driver, 
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
 	log.SetLevel(logrus.PanicLevel)
-	return fake, NewDriver(conn, clock.Real(), logrus.NewEntry(log), cfg, hooks), conn
+	// Time scale 1, but starvation left out, so a busy machine does not
+	// cross a test's millisecond thresholds (clock.Meter).
+	clk, err := clock.NewDiscounting(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(clk.Stop)
+	return fake, NewDriver(conn, clk, logrus.NewEntry(log), cfg, hooks), conn
 }
 
 var running, exited = runtime.ContainerState_CONTAINER_RUNNING, runtime.ContainerState_CONTAINER_EXITED
@@ -337,7 +344,7 @@ func TestHealthTransitions(t *testing.T) {
 	fake.mu.Lock()
 	fake.listErr = errors.New("down")
 	fake.mu.Unlock()
-	time.Sleep(60 * time.Millisecond)
+	_ = d.clock.Sleep(ctx, 60*time.Millisecond)
 	d.relist(ctx)
 	d.checkHealth(ctx)
 	if len(events) != 1 || events[0].Healthy || !strings.HasPrefix(events[0].Message, "PLEG is not healthy: pleg was last seen active ") ||

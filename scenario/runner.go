@@ -19,6 +19,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/configs"
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 	"github.com/fakecontainerd/fakecontainerd/server"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 )
@@ -237,7 +238,7 @@ func runVariant(ctx context.Context, p plan, scale float64, meter *clock.Meter, 
 			log.WithError(err).Error("server stopped")
 		}
 	}()
-	conn, err := grpc.NewClient("unix://"+cfg.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+cfg.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(deadline.UnaryClientGRPC))
 	if err != nil {
 		return Stats{}, fmt.Errorf("variant %s: connect: %w", p.name, err)
 	}

@@ -57,11 +57,7 @@ func newTBServer(tb testing.TB, scale float64) *tbServer {
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
 	}
-	clk, err := clock.New(scale)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &tbServer{tb: tb, cfg: cfg, clock: clk}
+	s := &tbServer{tb: tb, cfg: cfg, clock: testClock(tb, scale)}
 	if err := s.start(); err != nil {
 		tb.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 )
 
 // Shim modes.
@@ -281,7 +282,7 @@ func (m *Manager) connect(group string) (*shimConn, error) {
 		return nil, fmt.Errorf("connect shim of %s: %w", group, err)
 	}
 	sc := &shimConn{group: group, address: address}
-	sc.client = ttrpc.NewClient(conn, ttrpc.WithOnClose(func() { m.shimClosed(sc) }))
+	sc.client = ttrpc.NewClient(conn, ttrpc.WithOnClose(func() { m.shimClosed(sc) }), ttrpc.WithUnaryClientInterceptor(deadline.UnaryClientTTRPC))
 	sc.task = taskAPI.NewTTRPCTaskClient(sc.client)
 	return sc, nil
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 )
 
 // Event topics, as runc.GetTopic names them.
@@ -172,9 +173,8 @@ func (s *Service) target(id string) faults.Target {
 // Interceptor fires the shim.<Method> point of every task call, once its
 // request is decoded (so the target is known) and before the method runs.
 func (s *Service) Interceptor(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (interface{}, error) {
-	// The call's deadline came as a wall duration; measure it on the
-	// shim's clock, as the daemon measures its side (clock.Inbound).
-	ctx, cancel := s.cfg.Clock.Inbound(ctx)
+	// The call's deadline, on the shim's clock (package deadline).
+	ctx, cancel := deadline.InboundTTRPC(ctx, s.cfg.Clock)
 	defer cancel()
 	name := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
 	point := faults.ShimPoint(name)
