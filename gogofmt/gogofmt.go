@@ -17,7 +17,7 @@
 //     name, bytes and repeated scalars as [a b c]);
 //   - a message field by its own String();
 //   - a repeated message field as "[]*Type{" + each element's String()
-//     + "," ... + "}";
+//   - "," ... + "}";
 //   - a map as "map[K]V{" + "k: v," for each key in sorted order + "}".
 //
 // Fields the current schema has and cri-api v0.25 did not have are printed
