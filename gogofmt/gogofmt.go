@@ -16,8 +16,8 @@
 //   - scalars as fmt's %v of the Go value (strings unquoted, enums by
 //     name, bytes and repeated scalars as [a b c]);
 //   - a message field by its own String();
-//   - a repeated message field as "[]*Type{" + each element's String()
-//   - "," ... + "}";
+//   - a repeated message field as "[]*Type{", then each element's
+//     String() and a comma, then "}";
 //   - a map as "map[K]V{" + "k: v," for each key in sorted order + "}".
 //
 // Fields the current schema has and cri-api v0.25 did not have are printed
