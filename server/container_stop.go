@@ -91,7 +91,7 @@ func (c *criService) stopContainer(ctx context.Context, cntr containerstore.Cont
 		if ctx.Err() != nil {
 			return fmt.Errorf("wait container %q: %w", id, ctx.Err())
 		}
-		c.log.WithField("id", id).Infof("Stop container %q with signal %v timed out", id, sig)
+		c.log.WithField("id", id).Debugf("Stop container %q with signal %v timed out", id, sig)
 	}
 	c.log.WithField("id", id).Infof("Kill container %q", id)
 	if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !isNotFound(err) {
