@@ -19,19 +19,26 @@ import (
 // testServer is a fakecontainerd served on a socket in a short temp dir,
 // reached through the real gRPC client stubs.
 type testServer struct {
-	t     *testing.T
-	dir   string
-	cfg   *configs.Config
-	clock clock.Clock
-	srv   *Server
-	conn  *grpc.ClientConn
-	rt    runtime.RuntimeServiceClient
-	img   runtime.ImageServiceClient
+	t      *testing.T
+	logger *logrus.Entry // nil: testLogger()
+	dir    string
+	cfg    *configs.Config
+	clock  clock.Clock
+	srv    *Server
+	conn   *grpc.ClientConn
+	rt     runtime.RuntimeServiceClient
+	img    runtime.ImageServiceClient
 }
 
 // newTestServer starts a server at the given time scale; mutate may change
 // the config first. FCD_TEST_LOG=debug shows the server's log.
 func newTestServer(t *testing.T, scale float64, mutate func(*configs.Config)) *testServer {
+	t.Helper()
+	return newLoggedTestServer(t, scale, mutate, nil)
+}
+
+// newLoggedTestServer is newTestServer logging to logger (nil: testLogger).
+func newLoggedTestServer(t *testing.T, scale float64, mutate func(*configs.Config), logger *logrus.Entry) *testServer {
 	t.Helper()
 	// Unix socket paths are short; t.TempDir() can be too deep.
 	dir, err := os.MkdirTemp("", "fcd")
@@ -56,7 +63,7 @@ func newTestServer(t *testing.T, scale float64, mutate func(*configs.Config)) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{t: t, dir: dir, cfg: cfg, clock: clk}
+	ts := &testServer{t: t, logger: logger, dir: dir, cfg: cfg, clock: clk}
 	ts.start()
 	t.Cleanup(ts.stop)
 	return ts
@@ -74,7 +81,11 @@ func testLogger() *logrus.Entry {
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
-	srv, err := New(context.Background(), Options{Config: ts.cfg, Clock: ts.clock, Log: testLogger()})
+	logger := ts.logger
+	if logger == nil {
+		logger = testLogger()
+	}
+	srv, err := New(context.Background(), Options{Config: ts.cfg, Clock: ts.clock, Log: logger})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
