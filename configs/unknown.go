@@ -130,6 +130,10 @@ type containerdServerKeys struct {
 	ProxyPlugins map[string]struct {
 		Type    string `toml:"type"`
 		Address string `toml:"address"`
+		// 1.7's additions.
+		Platform     string            `toml:"platform"`
+		Exports      map[string]string `toml:"exports"`
+		Capabilities []string          `toml:"capabilities"`
 	} `toml:"proxy_plugins"`
 	Timeouts         map[string]string `toml:"timeouts"`
 	Imports          []string          `toml:"imports"`

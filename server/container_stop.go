@@ -81,6 +81,8 @@ func (c *criService) stopContainer(ctx context.Context, cntr containerstore.Cont
 			if err := task.Kill(ctx, sig); err != nil && !isNotFound(err) {
 				return fmt.Errorf("failed to stop container %q: %w", id, err)
 			}
+		} else {
+			c.log.WithField("id", id).Infof("Skipping the sending of signal %v to container %q because a prior stop with timeout>0 request already sent the signal", sig, id)
 		}
 		sigCtx, cancel := c.clock.WithTimeout(ctx, timeout)
 		err := c.waitContainerStop(sigCtx, cntr)
