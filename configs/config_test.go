@@ -100,6 +100,9 @@ func tomlLeafKeys(t reflect.Type, prefix toml.Key, entry string) []toml.Key {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue // not a key: criFile, the file's CRI table as containerd holds it
+		}
 		key := append(slices.Clone(prefix), name)
 		switch {
 		case reflect.PointerTo(f.Type).Implements(textType):
@@ -221,6 +224,12 @@ func TestLoadPartialKeepsDefaults(t *testing.T) {
 		"runc": {RuntimeType: "io.containerd.runc.v2", Options: RuncOptions{SystemdCgroup: true}},
 		"crun": {RuntimeType: "io.containerd.runc.v2", Options: RuncOptions{BinaryName: "/usr/bin/crun"}},
 	}
+	// The file has a CRI table, which is kept as containerd decodes it
+	// (TestCRIStatusJSON checks it).
+	if cfg.criFile == nil {
+		t.Error("criFile = nil, want the file's CRI table")
+	}
+	want.criFile = cfg.criFile
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", cfg, want)
 	}

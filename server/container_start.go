@@ -43,7 +43,7 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 				return s, nil
 			})
 			if err != nil {
-				c.log.WithError(err).WithField("id", id).Error("failed to set start failure state")
+				c.log.WithError(err).WithField("id", id).Errorf("failed to set start failure state for container %q", id)
 			}
 			cntr.Stop()
 		}
@@ -74,7 +74,7 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 			dctx, cancel := c.clock.WithTimeout(context.Background(), deferCleanupTimeout)
 			defer cancel()
 			if _, err := task.Delete(dctx, shim.WithProcessKill); err != nil && !isNotFound(err) {
-				c.log.WithError(err).WithField("id", id).Error("failed to delete containerd task")
+				c.log.WithError(err).WithField("id", id).Errorf("Failed to delete containerd task %q", id)
 			}
 		}
 	}()

@@ -20,19 +20,26 @@ import (
 // testServer is a fakecontainerd served on a socket in a short temp dir,
 // reached through the real gRPC client stubs.
 type testServer struct {
-	t     *testing.T
-	dir   string
-	cfg   *configs.Config
-	clock clock.Clock
-	srv   *Server
-	conn  *grpc.ClientConn
-	rt    runtime.RuntimeServiceClient
-	img   runtime.ImageServiceClient
+	t      *testing.T
+	logger *logrus.Entry // nil: testLogger()
+	dir    string
+	cfg    *configs.Config
+	clock  clock.Clock
+	srv    *Server
+	conn   *grpc.ClientConn
+	rt     runtime.RuntimeServiceClient
+	img    runtime.ImageServiceClient
 }
 
 // newTestServer starts a server at the given time scale; mutate may change
 // the config first. FCD_TEST_LOG=debug shows the server's log.
 func newTestServer(t *testing.T, scale float64, mutate func(*configs.Config)) *testServer {
+	t.Helper()
+	return newLoggedTestServer(t, scale, mutate, nil)
+}
+
+// newLoggedTestServer is newTestServer logging to logger (nil: testLogger).
+func newLoggedTestServer(t *testing.T, scale float64, mutate func(*configs.Config), logger *logrus.Entry) *testServer {
 	t.Helper()
 	// Unix socket paths are short; t.TempDir() can be too deep.
 	dir, err := os.MkdirTemp("", "fcd")
@@ -53,7 +60,7 @@ func newTestServer(t *testing.T, scale float64, mutate func(*configs.Config)) *t
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{t: t, dir: dir, cfg: cfg, clock: testClock(t, scale)}
+	ts := &testServer{t: t, logger: logger, dir: dir, cfg: cfg, clock: testClock(t, scale)}
 	ts.start()
 	t.Cleanup(ts.stop)
 	return ts
@@ -86,7 +93,11 @@ func testLogger() *logrus.Entry {
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
-	srv, err := New(context.Background(), Options{Config: ts.cfg, Clock: ts.clock, Log: testLogger()})
+	logger := ts.logger
+	if logger == nil {
+		logger = testLogger()
+	}
+	srv, err := New(context.Background(), Options{Config: ts.cfg, Clock: ts.clock, Log: logger})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}

@@ -156,7 +156,7 @@ func (c *criService) PullImage(ctx context.Context, r *runtime.PullImageRequest)
 	}
 	c.log.WithFields(logrus.Fields{
 		"image": imageRef, "id": remote.ID, "repoTag": repoTag, "repoDigest": repoDigest, "size": remote.Size,
-	}).Infof("PullImage %q returns image reference %q", imageRef, remote.ID)
+	}).Debugf("Pulled image %q with image id %q, repo tag %q, repo digest %q", imageRef, remote.ID, repoTag, repoDigest)
 	return &runtime.PullImageResponse{ImageRef: remote.ID}, nil
 }
 

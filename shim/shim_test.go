@@ -100,6 +100,7 @@ type fixture struct {
 	clock  clock.Clock
 	state  string
 	addr   string
+	log    *logrus.Logger // the last manager's
 }
 
 func newFixture(t *testing.T, scale float64) *fixture {
@@ -135,6 +136,7 @@ func (f *fixture) manager(t *testing.T) *Manager {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
+	f.log = log
 	m, err := NewManager(ManagerConfig{
 		StateDir: f.state, Mode: ModeInProcess, EventsAddress: f.addr, Clock: f.clock,
 		Defaults: Defaults{Disk: DiskModel{Throughput: 1 << 20}}, Log: logrus.NewEntry(log),

@@ -114,6 +114,16 @@ func loadConfig(c *cli.Context, log *logrus.Logger) (*configs.Config, error) {
 	}
 	level, _ := logrus.ParseLevel(cfg.Debug.Level)
 	log.SetLevel(level)
+	// A key neither containerd nor the fake knows is most likely a typo
+	// that leaves a default in place (SystemdCgrup): warn, one line per
+	// key, in containerd 2.x's words (1.6 says nothing). Keys containerd
+	// has and the fake does not model stay at debug.
+	for _, u := range report.Unknown {
+		log.WithFields(logrus.Fields{"file": c.String("config"), "key": u.Key}).Warn("Ignoring unknown key in TOML" + didYouMean(u))
+	}
+	for _, w := range report.Warnings {
+		log.WithField("file", c.String("config")).Warn(w)
+	}
 	for _, k := range report.Undecoded {
 		log.WithField("key", k).Debug("config key is not modelled by fakecontainerd; ignored")
 	}
