@@ -87,12 +87,12 @@ worst relist, ListContainers and UpdateContainerResources, containers seen
 UNKNOWN, and the errors callers saw. The exit status is 1 when any variant
 misses an expectation of the scenario file.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Required: true, Usage: "built-in scenario name (`fakecontainerd scenario list`) or scenario file"},
-			&cli.StringFlag{Name: "variants", Usage: "comma-separated variants to run (default: all)"},
-			&cli.Float64Flag{Name: "time-scale", Usage: "wall seconds per scenario second (default: the scenario's)"},
+			&cli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Required: true, Usage: "a built-in scenario's `NAME` (fakecontainerd scenario list shows them) or a scenario file's path"},
+			&cli.StringFlag{Name: "variants", DefaultText: "all", Usage: "comma-separated variants to run"},
+			&cli.Float64Flag{Name: "time-scale", DefaultText: "the scenario's", Usage: "wall seconds per scenario second"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of the table"},
 			&cli.StringFlag{Name: "report", Usage: "also write a self-contained HTML report (timelines, table, blame chains) to `DIR`/<scenario>-<time>.html"},
-			&cli.IntFlag{Name: "parallel", Usage: "variants run at once (default: all); fewer on a busy machine"},
+			&cli.IntFlag{Name: "parallel", DefaultText: "all", Usage: "variants run at once; fewer on a busy machine"},
 			&cli.StringFlag{Name: "log-level", Value: "off", Usage: `servers' and drivers' log level on stderr: "off", or trace, debug, info, warn, error`},
 		},
 		Action: runAB,
