@@ -362,3 +362,13 @@ func TestOnHoldSeesDelaysAndBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryFixIsDescribed: the report can say what every fix is.
+func TestEveryFixIsDescribed(t *testing.T) {
+	for _, f := range Fixes {
+		info := f.Info()
+		if info.Changes == "" || info.Changes == "unknown fix" || info.Upstream == "" || info.Cost == "" {
+			t.Errorf("fix %s: incomplete description %+v", f, info)
+		}
+	}
+}
