@@ -646,7 +646,7 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
 h1 { margin-bottom: 4px; }
 .sub { color: #555; margin-top: 0; }
 .legend { background: #f8f9f9; border: 1px solid #ddd; padding: 10px 14px; line-height: 1.55; }
-.desc { white-space: pre-line; color: #333; max-width: 1100px; }
+.desc { color: #333; max-width: 1100px; }
 ul.key { list-style: none; padding: 6px 10px; margin: 4px 0 10px; display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 12px; background: #f8f9f9; border: 1px solid #e3e6e8; }
 ul.key li { white-space: nowrap; }
 .band { display: inline-block; width: 16px; height: 4px; vertical-align: 3px; margin-right: 3px; opacity: 0.45; }
