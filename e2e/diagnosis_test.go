@@ -32,7 +32,7 @@ func TestBlameNamesTheFaultHoldingCalls(t *testing.T) {
 			_, _ = d.rt.ContainerStatus(d.ctx(), id, false)
 		}()
 	}
-	want := "ContainerStatus (2 callers) waits inside fault f1 (container.status block) on " + id[:8]
+	want := "ContainerStatus (2 callers) waits inside fault f1 (container.status block) on container " + id[:8]
 	var out string
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		out, _ = fcd(t, 30*time.Second, "blame", "--address", d.sock)

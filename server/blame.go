@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -323,6 +324,8 @@ type FaultHoldEntry struct {
 	Goroutine   uint64        `json:"goroutine"`
 	ContainerID string        `json:"container_id,omitempty"`
 	For         time.Duration `json:"for"`
+	// Holding are the tracked locks the held goroutine holds meanwhile.
+	Holding []string `json:"holding,omitempty"`
 }
 
 // report builds the blame report from a consistent snapshot.
@@ -386,6 +389,14 @@ func (t *lockTracker) holdEntriesLocked(now time.Time) []FaultHoldEntry {
 		if e.Op == "unknown" {
 			e.Op = t.shimOpLocked(gid, h.Point)
 		}
+		for k, uses := range t.locks {
+			for _, u := range uses {
+				if u.gid == gid && !u.heldFrom.IsZero() {
+					e.Holding = append(e.Holding, k.String())
+				}
+			}
+		}
+		sort.Strings(e.Holding)
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -435,6 +446,8 @@ func faultChains(holds []FaultHoldEntry, shown map[uint64]bool) []string {
 		hold    faults.Hold
 		id      string
 		longest time.Duration
+		holding []string
+		object  string // "container 1234abcd", "sandbox ...", or ""
 	}
 	var groups []*group
 	byKey := map[string]*group{}
@@ -446,20 +459,35 @@ func faultChains(holds []FaultHoldEntry, shown map[uint64]bool) []string {
 		g, ok := byKey[key]
 		if !ok {
 			g = &group{hold: h.Hold, id: h.ContainerID}
+			if g.id != "" {
+				g.object = "container " + shortID(g.id)
+				if h.Target.ContainerID == "" {
+					g.object = "sandbox " + shortID(g.id)
+				}
+			}
 			byKey[key] = g
 			groups = append(groups, g)
 		}
 		g.ops = append(g.ops, h.Op)
 		g.longest = max(g.longest, h.For)
+		for _, l := range h.Holding {
+			if !slices.Contains(g.holding, l) {
+				g.holding = append(g.holding, l)
+			}
+		}
 	}
 	out := make([]string, 0, len(groups))
 	for _, g := range groups {
 		subject, verb := opsPhrase(g.ops)
 		on := ""
-		if g.id != "" {
-			on = " on " + shortID(g.id)
+		if g.object != "" {
+			on = " on " + g.object
 		}
-		out = append(out, fmt.Sprintf("%s %s inside %s%s, held up to %s.", subject, verb, g.hold, on, roundDuration(g.longest)))
+		holding := ""
+		if len(g.holding) > 0 {
+			holding = ", holding " + strings.Join(g.holding, " and ")
+		}
+		out = append(out, fmt.Sprintf("%s %s inside %s%s, held up to %s%s.", subject, verb, g.hold, on, roundDuration(g.longest), holding))
 	}
 	return out
 }

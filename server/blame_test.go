@@ -12,6 +12,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 )
 
@@ -122,8 +123,10 @@ func TestBlameNamesTheFault(t *testing.T) {
 	type calls struct{ updates, lists, statuses int }
 	tests := []struct {
 		name string
-		// annotations of the container; its fault is one of them.
+		// annotations of the container; its fault is one of them, or
+		// point and spec, armed once the container runs.
 		annotations map[string]string
+		point, spec string
 		// settle is how long (scenario time) to wait before the calls.
 		settle time.Duration
 		calls  calls
@@ -160,10 +163,26 @@ func TestBlameNamesTheFault(t *testing.T) {
 			chains:      1,
 		},
 		{
+			name:        "block at the status fsync holds the status lock's holder",
+			point:       faults.PointStatusFsync, spec: "block",
+			calls:       calls{updates: 1, lists: 2},
+			prefix:      "ListContainers (2 callers) waits on the status lock",
+			want:        []string{"by UpdateContainerResources, inside fault f1 (status.fsync block) for "},
+			chains:      1,
+		},
+		{
+			name:        "block at the status fsync with nobody waiting",
+			point:       faults.PointStatusFsync, spec: "block",
+			calls:       calls{updates: 1},
+			prefix:      "UpdateContainerResources waits inside fault f1 (status.fsync block) on container ",
+			want:        []string{", holding the status lock of container "},
+			chains:      1,
+		},
+		{
 			name:        "block on container.status holds two calls and no lock",
 			annotations: map[string]string{"fakecontainerd.io/fault.container.status": "block"},
 			calls:       calls{statuses: 2},
-			prefix:      "ContainerStatus (2 callers) waits inside fault f1 (container.status block) on ",
+			prefix:      "ContainerStatus (2 callers) waits inside fault f1 (container.status block) on container ",
 			want:        []string{", held up to "},
 			chains:      1,
 		},
@@ -173,6 +192,11 @@ func TestBlameNamesTheFault(t *testing.T) {
 			ts := newTestServer(t, 0.01, nil)
 			podID, pc := ts.runPod("job")
 			id := ts.startContainer(podID, pc, "c1", tt.annotations)
+			if tt.point != "" {
+				if _, err := ts.srv.cri.faults.Add(tt.point, faults.Selector{ID: id}, tt.spec, "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			_ = ts.clock.Sleep(context.Background(), tt.settle)
 
 			var wg sync.WaitGroup
