@@ -228,7 +228,7 @@ func blameRows(tl *Timeline) ([]htmlChain, string) {
 	if len(longest.Waiters) > 0 {
 		summary += "; waiting on it: " + strings.Join(longest.Waiters, ", ")
 	}
-	if !waitsOnStatusLock(tl.Blame) {
+	if !waitsOnStatusLock(tl.Blame) && onlyShimCalls(longest.Waiters) {
 		summary += ". No CRI call waited on a status lock behind it: only the shim's own calls waited"
 	}
 	return rows, summary + "."
@@ -243,6 +243,16 @@ func waitsOnStatusLock(chains []BlameChain) bool {
 		}
 	}
 	return false
+}
+
+// onlyShimCalls says whether every waiter is a shim's own task call.
+func onlyShimCalls(waiters []string) bool {
+	for _, w := range waiters {
+		if !strings.HasPrefix(w, "shim ") {
+			return false
+		}
+	}
+	return len(waiters) > 0
 }
 
 // xScale maps scenario time to the plot's x.
@@ -703,7 +713,7 @@ svg { display: block; }
 {{with .Longest}}<p>{{.}}</p>{{end}}
 {{if .Blame}}<p class="note">Samples of one chain that differ only in who waits and for how long are one row.</p><table><tr><th>samples</th><th>first seen</th><th>last seen</th><th>longest hold</th><th>held by</th><th>waiting</th><th>chain (as it read at its longest hold)</th></tr>
 {{range .Blame}}<tr><td class="num">{{.Count}}</td><td class="num">{{dur .First}}</td><td class="num">{{dur .Last}}</td><td class="num">{{dur .LongestHeld}}</td><td>{{.HeldBy}}</td><td>{{.Waiting}}</td><td>{{.Chain}}</td></tr>
-{{end}}</table>{{else}}<p class="note">None: no caller waited on a tracked lock when blame was sampled (every 5 scenario seconds).</p>{{end}}
+{{end}}</table>{{else}}<p class="note">None: no caller waited on a tracked lock or inside a fault when blame was sampled (every 5 scenario seconds).</p>{{end}}
 </section>
 {{end}}
 </body>

@@ -51,6 +51,15 @@ func syntheticReport() *Report {
 	return &Report{Scenario: "synthetic", Summary: "incident 0: a synthetic stall", Description: "A scenario made up for the test.", TimeScale: 0.01, Variants: []VariantResult{
 		{Name: "baseline", Stats: stats, Timeline: tl},
 		{Name: "volatile", Description: "the overlay mounted volatile", Fixes: []faults.Fix{faults.FixVolatile}, Stats: Stats{Threshold: 180 * s, MaxPLEGLastSeen: 2 * s}, Timeline: healthy},
+		{Name: "stuck", Stats: Stats{Threshold: 180 * s, MaxPLEGLastSeen: 200 * s}, Timeline: &Timeline{
+			Duration: 300 * s, Threshold: 180 * s,
+			Blame: []BlameChain{{
+				Chain:  "ContainerStatus (3 callers) waits inside fault f1 (container.status block) on container c0ffee00, held up to 7m38s.",
+				Holder: "fault f1 (container.status block) on container c0ffee00", Waiters: []string{"ContainerStatus (up to 3 callers)"},
+				Count: 90, First: 15 * s, Last: 290 * s, LongestHeld: 458 * s,
+			}},
+			Containers: tl.Containers,
+		}},
 		{Name: "broken", Err: context.Canceled},
 	}}
 }
@@ -81,8 +90,13 @@ func TestWriteHTML(t *testing.T) {
 	}
 	walk(doc)
 	all := strings.Join(texts, " ")
-	if count["svg"] != 2 || count["rect"] < 6 || count["polyline"] != 2 || count["table"] < 3 {
-		t.Errorf("elements %v: want two svgs with rects and the age line, the A/B and blame tables", count)
+	if count["svg"] != 3 || count["rect"] < 6 || count["polyline"] != 3 || count["table"] < 4 {
+		t.Errorf("elements %v: want three svgs with rects and the age line, the A/B and blame tables", count)
+	}
+	// Calls held in a fault are CRI calls waiting: the page must not say
+	// only the shim's calls waited.
+	if want := "Longest hold blame saw: 458.0 s, by fault f1 (container.status block) on container c0ffee00 (job-1/c1); waiting on it: ContainerStatus (up to 3 callers)."; !strings.Contains(all, want) {
+		t.Errorf("report text lacks %q", want)
 	}
 	for _, want := range []string{
 		"PLEG threshold 180.0 s", "PLEG unhealthy", "UpdateContainerResources 120.0 s",
@@ -107,8 +121,8 @@ func TestWriteHTML(t *testing.T) {
 		}
 	}
 	// A legend under each chart, with the relist bars' colours in it.
-	if n := strings.Count(out, `<ul class="key">`); n != 2 {
-		t.Errorf("%d chart legends, want one per chart (2)", n)
+	if n := strings.Count(out, `<ul class="key">`); n != 3 {
+		t.Errorf("%d chart legends, want one per chart (3)", n)
 	}
 	for _, want := range []string{`background:` + colRelistOK + `"></span>relist:`, `background:` + colUpdateErr + `"></span>relist whose GetPods failed`} {
 		if !strings.Contains(out, want) {
@@ -199,6 +213,21 @@ func TestNormalizeChain(t *testing.T) {
 	}
 	if got, by := longestHeld(b); got != 2*time.Minute || by != "shim Delete" {
 		t.Errorf("longestHeld = %v by %q, want 2m0s by shim Delete", got, by)
+	}
+	for _, tc := range []struct {
+		chain, by string
+		held      time.Duration
+	}{
+		{"ListContainers waits on the status lock of container c0ffee00, held 5.2s by UpdateContainerResources, inside fault f1 (status.fsync block) for 4.3s.",
+			"UpdateContainerResources, inside fault f1 (status.fsync block) for 4.3s", 5200 * time.Millisecond},
+		{"ContainerStatus (2 callers) waits inside fault f1 (container.status block) on container 14680daf, held up to 2m3s.",
+			"fault f1 (container.status block) on container 14680daf", 2*time.Minute + 3*time.Second},
+		{"UpdateContainerResources waits inside fault f1 (status.fsync block) on container dc415943, held up to 4.7s, holding the status lock of container dc415943.",
+			"fault f1 (status.fsync block) on container dc415943", 4700 * time.Millisecond},
+	} {
+		if held, by := longestHeld(tc.chain); held != tc.held || by != tc.by {
+			t.Errorf("longestHeld(%q) = %v by %q, want %v by %q", tc.chain, held, by, tc.held, tc.by)
+		}
 	}
 	r := newTimelineRecorder()
 	t0 := time.Now()

@@ -219,6 +219,9 @@ var (
 	chainDuration = regexp.MustCompile(`\b\d+(?:\.\d+)?(?:h|ms|µs|us|ns|m|s)(?:\d+(?:\.\d+)?(?:ms|µs|us|ns|m|s))*\b`)
 	chainCallers  = regexp.MustCompile(`\(\d+ callers\)`)
 	chainHeld     = regexp.MustCompile(`held (\S+) by `)
+	// chainInFault is blame's line for calls held in a fault: "<waiters>
+	// wait(s) inside fault f1 (<point> <spec>) on <object>, held up to <d>".
+	chainInFault = regexp.MustCompile(` waits? inside (.*), held up to ([^,]+?)(?:,|\.$)`)
 	// chainVerb ends a chain's subject (who waits): blame's chains read
 	// "<waiters> wait(s) on <lock>, held ..." or "... wait(s) inside
 	// fault ...".
@@ -274,6 +277,11 @@ func longestHeld(c string) (time.Duration, string) {
 			rest = rest[:i]
 		}
 		longest, holder = d, strings.TrimSuffix(rest, ".")
+	}
+	if m := chainInFault.FindStringSubmatch(c); m != nil {
+		if d, err := time.ParseDuration(m[2]); err == nil && d >= longest {
+			longest, holder = d, m[1]
+		}
 	}
 	return longest, holder
 }
