@@ -304,3 +304,73 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+// TestOnHoldSeesDelaysAndBlocks: every delay or block is told to the hold
+// observers as it begins, in the held goroutine, and ended when it ends;
+// errors and skipped targets hold nothing.
+func TestOnHoldSeesDelaysAndBlocks(t *testing.T) {
+	tests := []struct {
+		name, spec string
+		target     Target
+		wantHold   string // "" when nothing may hold
+	}{
+		{"delay", "delay(1h)", Target{ContainerID: "abc"}, "fault f1 (shim.unmount delay(1h0m0s))"},
+		{"block", "block", Target{ContainerID: "abc"}, "fault f1 (shim.unmount block)"},
+		{"counted delay", "1*delay(1h)->off", Target{ContainerID: "abc"}, "fault f1 (shim.unmount 1*delay(1h0m0s))"},
+		{"error", "error(NotFound)", Target{ContainerID: "abc"}, ""},
+		{"other target", "block", Target{ContainerID: "def"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, _ := newTestInjector(t, 0.0001)
+			info, err := in.Add(PointShimUnmount, Selector{ID: "abc"}, tt.spec, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var holds []Hold
+			open := 0
+			in.OnHold(func(h Hold) func() {
+				mu.Lock()
+				defer mu.Unlock()
+				holds = append(holds, h)
+				open++
+				return func() { mu.Lock(); open--; mu.Unlock() }
+			})
+			fired := make(chan struct{})
+			go func() { in.Fire(context.Background(), PointShimUnmount, tt.target); close(fired) }()
+			if tt.wantHold != "" {
+				waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return open == 1 })
+				// Clearing ends a delay as well as a block.
+				if _, err := in.Clear(info.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			<-fired
+			mu.Lock()
+			defer mu.Unlock()
+			if open != 0 {
+				t.Errorf("%d holds still open after the call returned", open)
+			}
+			if tt.wantHold == "" {
+				if len(holds) != 0 {
+					t.Errorf("holds %v, want none", holds)
+				}
+				return
+			}
+			if len(holds) != 1 || holds[0].String() != tt.wantHold || holds[0].Target.ContainerID != "abc" || holds[0].Spec != info.Spec {
+				t.Errorf("holds %+v, want one %q on abc with spec %q", holds, tt.wantHold, info.Spec)
+			}
+		})
+	}
+}
+
+// TestEveryFixIsDescribed: the report can say what every fix is.
+func TestEveryFixIsDescribed(t *testing.T) {
+	for _, f := range Fixes {
+		info := f.Info()
+		if info.Changes == "" || info.Changes == "unknown fix" || info.Upstream == "" || info.Cost == "" {
+			t.Errorf("fix %s: incomplete description %+v", f, info)
+		}
+	}
+}

@@ -119,6 +119,9 @@ func (d *Driver) createContainer(ctx context.Context, p PodSpec, sandboxID strin
 	if err != nil {
 		return "", fmt.Errorf("CreateContainer: %w", err)
 	}
+	if d.hooks.ContainerCreated != nil {
+		d.hooks.ContainerCreated(id, p, c)
+	}
 	return id, nil
 }
 

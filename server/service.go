@@ -147,6 +147,10 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	if err := c.initFaults(cfg); err != nil {
 		return nil, err
 	}
+	if c.tracker != nil {
+		// Blame names the fault that holds a lock or a call.
+		c.faults.OnHold(c.tracker.faultHeld)
+	}
 	if cfg.Metrics.Address != "" {
 		c.initMetrics()
 	}

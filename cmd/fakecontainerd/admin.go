@@ -134,7 +134,7 @@ func faultCommand() *cli.Command {
 				Usage:     "arm a fault, e.g. fault set --point shim.unmount --target pod=job 'delay(60s)'",
 				ArgsUsage: "SPEC",
 				Flags: append([]cli.Flag{
-					&cli.StringFlag{Name: "point", Required: true, Usage: "fault point (see `fault points`)"},
+					&cli.StringFlag{Name: "point", Required: true, Usage: "the fault `POINT` (fakecontainerd fault points lists them)"},
 					&cli.StringFlag{Name: "target", Value: "all", Usage: "all, or id=, pod=, namespace=, container=, label.K=, annotation.K= pairs"},
 				}, adminFlags...),
 				Action: func(c *cli.Context) error {
