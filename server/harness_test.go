@@ -41,12 +41,7 @@ func newTestServer(t *testing.T, scale float64, mutate func(*configs.Config)) *t
 // newLoggedTestServer is newTestServer logging to logger (nil: testLogger).
 func newLoggedTestServer(t *testing.T, scale float64, mutate func(*configs.Config), logger *logrus.Entry) *testServer {
 	t.Helper()
-	// Unix socket paths are short; t.TempDir() can be too deep.
-	dir, err := os.MkdirTemp("", "fcd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testDir(t, "fcd")
 	cfg, err := configs.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +59,23 @@ func newLoggedTestServer(t *testing.T, scale float64, mutate func(*configs.Confi
 	ts.start()
 	t.Cleanup(ts.stop)
 	return ts
+}
+
+// testDir is a test server's directory: on a tmpfs (/dev/shm) if there is
+// one, as the scenario runner's. The server fsyncs its metadata and status
+// checkpoints; on a busy disk one fsync can wait longer than a call's
+// deadline at a small time scale, and I/O waits are not starvation the
+// clock leaves out. Unix socket paths must stay short (t.TempDir() can be
+// too deep).
+func testDir(tb testing.TB, prefix string) string {
+	dir, err := os.MkdirTemp("/dev/shm", prefix)
+	if err != nil {
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // testClock is the clock of a test server: below time scale 1, one that

@@ -42,11 +42,7 @@ type tbServer struct {
 // newTBServer starts a server on a fresh short temp dir.
 func newTBServer(tb testing.TB, scale float64) *tbServer {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "fcdr")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testDir(tb, "fcdr")
 	cfg, err := configs.Default()
 	if err != nil {
 		tb.Fatal(err)
