@@ -321,8 +321,15 @@ func (s *Server) Close() {
 			c.db.Close()
 		}
 		c.events.close()
-		os.Remove(s.grpcAddress)
-		os.Remove(TTRPCAddress(s.grpcAddress))
+		// Only the sockets this server bound are its to remove: a server
+		// that failed to start because another serves the address must
+		// leave that one reachable.
+		if s.grpcLn != nil {
+			os.Remove(s.grpcAddress)
+		}
+		if s.ttrpcLn != nil {
+			os.Remove(TTRPCAddress(s.grpcAddress))
+		}
 	})
 }
 

@@ -256,12 +256,7 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	}
 	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
 	logger.Debug("unmounting rootfs")
-	_ = p.clock.Sleep(lifetime, cost)
-	// umount2 itself: where the field's strace delay was injected.
-	var umountErr error
-	if p.fire != nil {
-		umountErr = p.fire(faults.PointShimUnmount)
-	}
+	umountErr := p.unmountAll(lifetime, cost)
 	took := p.clock.Since(start)
 	if p.unmounted != nil {
 		p.unmounted(p.id, p.rootfs.Volatile(), took)
@@ -279,6 +274,38 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	p.rootfs.DirtyBase, p.rootfs.WritingSince = 0, time.Time{}
 	p.publishViewLocked()
 	return p.state(), took, nil
+}
+
+// umount2Calls is how many umount2 syscalls runc-shim's mount.UnmountAll
+// makes on one rootfs: it repeats umount2 until EINVAL (not a mount point
+// any more), so the first call unmounts and the second returns EINVAL. A
+// delay injected on the syscall (strace's delay_enter) is paid on each.
+const umount2Calls = 2
+
+// unmountAll is mount.UnmountAll(rootfs): the shim.unmount point fires once
+// for the whole unmount, shim.umount2 at each syscall's entry. The first
+// call pays the sync of the dirty pages (cost); the second finds nothing
+// mounted. An injected error ends it as a failed umount2 would.
+func (p *Init) unmountAll(lifetime context.Context, cost time.Duration) error {
+	if err := p.fireAt(faults.PointShimUnmount); err != nil {
+		return err
+	}
+	for call := range umount2Calls {
+		if err := p.fireAt(faults.PointShimUmount2); err != nil {
+			return err
+		}
+		if call == 0 {
+			_ = p.clock.Sleep(lifetime, cost)
+		}
+	}
+	return nil
+}
+
+func (p *Init) fireAt(point string) error {
+	if p.fire == nil {
+		return nil
+	}
+	return p.fire(point)
 }
 
 // Update applies new resources. It waits for mu, so an Update that arrives
