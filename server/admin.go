@@ -94,6 +94,19 @@ func (c *criService) adminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, ReleaseResponse{Released: n})
 	})
+	mux.HandleFunc("POST /v1/kill", func(w http.ResponseWriter, r *http.Request) {
+		var req KillRequest
+		if err := decodeJSON(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		resp, err := c.killProcess(r.Context(), req)
+		if err != nil {
+			writeError(w, httpCode(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
 	mux.HandleFunc("GET /v1/blame", func(w http.ResponseWriter, r *http.Request) {
 		if c.tracker == nil {
 			writeError(w, http.StatusConflict, fmt.Errorf("lock tracking is off (lock_tracking = false)"))

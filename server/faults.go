@@ -40,6 +40,9 @@ func (c *criService) initFaults(cfg *configs.Config) error {
 		c.faults = faults.New(c.clock, c.log.WithField("component", "faults"),
 			faults.WithPanicAt(func(string) bool { return processShims }))
 	}
+	// Exit actions end the target's process through its shim, as a kill
+	// from the node would (kill.go).
+	c.faults.SetExitHandler(c.exitFault)
 	for i, fc := range fake.Faults {
 		sel, err := faults.ParseSelector(fc.Target)
 		if err != nil {
