@@ -343,5 +343,3 @@ func TestExitAction(t *testing.T) {
 		t.Errorf("exits = %v, want %v", got, want)
 	}
 }
-
-
