@@ -15,7 +15,15 @@ import (
 // SIGTERM keeps running; --exit-code exits with that status.
 func TestKillCommand(t *testing.T) {
 	t.Parallel()
-	d := newDaemon(t)
+	for _, mode := range []string{"inprocess", "process"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testKillCommand(t, newDaemon(t, "--shim-mode", mode))
+		})
+	}
+}
+
+func testKillCommand(t *testing.T, d *daemon) {
 	d.pull("busybox")
 	pc := d.podConfig("kill-pod", filepath.Join(d.dir, "pod-logs"))
 	pod := d.runp(pc)

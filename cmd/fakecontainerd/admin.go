@@ -136,6 +136,7 @@ func faultCommand() *cli.Command {
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "point", Required: true, Usage: "fault point (see `fault points`)"},
 					&cli.StringFlag{Name: "target", Value: "all", Usage: "all, or id=, pod=, namespace=, container=, label.K=, annotation.K= pairs"},
+					&cli.BoolFlag{Name: "strict", Usage: "refuse a target that matches no container or pod that exists now (default: arm it and warn)"},
 				}, adminFlags...),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
@@ -145,12 +146,15 @@ func faultCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					var info faults.Info
-					req := server.FaultRequest{Point: c.String("point"), Target: c.String("target"), Spec: c.Args().First()}
+					var info server.FaultResponse
+					req := server.FaultRequest{Point: c.String("point"), Target: c.String("target"), Spec: c.Args().First(), Strict: c.Bool("strict")}
 					if err := a.do(http.MethodPost, "/v1/faults", nil, req, &info); err != nil {
 						return err
 					}
 					fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", info.ID, info.Point, info.Target, info.Spec)
+					if info.Warning != "" {
+						fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", info.Warning)
+					}
 					return nil
 				},
 			},
