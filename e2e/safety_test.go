@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	varint "encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 // TestSecondServeLeavesFirstReachable: a second serve on the address of a
@@ -48,5 +52,63 @@ func TestSecondServeLeavesFirstReachable(t *testing.T) {
 			var list []faultInfo
 			d.on(t).adminCall("GET", "/v1/faults", nil, &list)
 		})
+	}
+}
+
+// TestServeRefusesContainerdDirs: `serve --config` with a node's
+// config.toml, whose root and state are a real containerd's, refuses to
+// start and writes nothing there, saying to pass --root and --state; with
+// them it serves.
+func TestServeRefusesContainerdDirs(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "fcde")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	// A containerd's root: meta.db with containerd's schema version.
+	root, state := filepath.Join(dir, "var-lib-containerd"), filepath.Join(dir, "run-containerd")
+	if err := os.MkdirAll(filepath.Join(root, "io.containerd.metadata.v1.bolt"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(filepath.Join(root, "io.containerd.metadata.v1.bolt", "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		v1, err := tx.CreateBucketIfNotExists([]byte("v1"))
+		if err != nil {
+			return err
+		}
+		return v1.Put([]byte("version"), varint.AppendVarint(nil, 3))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(state, "io.containerd.runtime.v2.task", "k8s.io"), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "config.toml", fmt.Sprintf("version = 2\nroot = %q\nstate = %q\n", root, state))
+	sock := filepath.Join(dir, "cri.sock")
+
+	out, code := fcd(t, 20*time.Second, "serve", "--config", cfg, "--address", sock)
+	if code == 0 || code == -1 {
+		t.Fatalf("serve on a containerd's root: exit %d, want a refusal\n%s", code, out)
+	}
+	for _, want := range []string{root, "real containerd's data", "pass --root and --state"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("refusal does not say %q:\n%s", want, out)
+		}
+	}
+	for _, p := range []string{filepath.Join(root, "fakecontainerd.marker"), filepath.Join(state, "fakecontainerd-clock.json"), filepath.Join(root, "io.containerd.grpc.v1.cri"), sock} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("the refused serve wrote %s", p)
+		}
+	}
+	// The state alone is refused too.
+	out, code = fcd(t, 20*time.Second, "serve", "--config", cfg, "--address", sock, "--root", filepath.Join(dir, "own-root"))
+	if code == 0 || code == -1 || !strings.Contains(out, "state "+state) || !strings.Contains(out, "pass --root and --state") {
+		t.Errorf("serve on a containerd's state: exit %d, want a refusal naming it\n%s", code, out)
 	}
 }

@@ -122,6 +122,12 @@ func TTRPCAddress(grpcAddress string) string { return grpcAddress + ".ttrpc" }
 // what a previous run left (restart.go) and listens on the CRI socket.
 func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	cfg := o.Config
+	if err := CheckDirs(cfg.Root, cfg.State); err != nil {
+		return nil, err
+	}
+	if err := markDirs(cfg.Root, cfg.State); err != nil {
+		return nil, err
+	}
 	c := &criService{
 		config:         cfg,
 		clock:          o.Clock,
