@@ -14,7 +14,8 @@ import (
 // annotationFaultPrefix arms a fault from a pod or container annotation:
 // "fakecontainerd.io/fault.<point>": "<spec>", targeting that object. The
 // container form of the field's strace injection is
-// fakecontainerd.io/fault.shim.unmount: "delay(60s)".
+// fakecontainerd.io/fault.shim.umount2: "delay(60s)", paid on each of
+// runc's two umount2 calls.
 const annotationFaultPrefix = "fakecontainerd.io/fault."
 
 // initFaults makes the injector and toggles from the config unless the
