@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +14,7 @@ import (
 func TestFaultSetWarnsOnUnmatchedTarget(t *testing.T) {
 	t.Parallel()
 	d := newDaemon(t)
-	d.pull("busybox")
-	pc := d.podConfig("job-1", filepath.Join(d.dir, "pod-logs"))
-	pod := d.runp(pc)
+	pod, pc := d.busyboxPod("job-1")
 	id := d.create(pod, d.containerConfig("c1", nil), pc)
 	set := func(args ...string) (string, int) {
 		return fcd(t, 20*time.Second, append([]string{"fault", "set", "--address", d.sock, "--point", "shim.umount2"}, args...)...)

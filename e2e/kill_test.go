@@ -12,6 +12,15 @@ import (
 	remote "k8s.io/cri-client/pkg"
 )
 
+// busyboxPod pulls busybox and runs a pod named name, logging under the
+// daemon's dir: the start of a crictl session.
+func (d *daemon) busyboxPod(name string) (string, *runtime.PodSandboxConfig) {
+	d.t.Helper()
+	d.pull("busybox")
+	pc := d.podConfig(name, filepath.Join(d.dir, "pod-logs"))
+	return d.runp(pc), pc
+}
+
 // TestKillCommand is the field's recipe step `kill -9 $CNTR_PID` as a
 // user runs it: `fakecontainerd kill ID` (a prefix, as crictl takes) and
 // crictl then sees the container EXITED with 137; a process that ignores
@@ -27,9 +36,7 @@ func TestKillCommand(t *testing.T) {
 }
 
 func testKillCommand(t *testing.T, d *daemon) {
-	d.pull("busybox")
-	pc := d.podConfig("kill-pod", filepath.Join(d.dir, "pod-logs"))
-	pod := d.runp(pc)
+	pod, pc := d.busyboxPod("kill-pod")
 	start := func(name string, annotations map[string]string) string {
 		id := d.create(pod, d.containerConfig(name, annotations), pc)
 		d.startContainer(id)
@@ -95,9 +102,7 @@ func TestFieldRecipe(t *testing.T) {
 	t.Parallel()
 	const scale = 0.01
 	d := newDaemon(t, "--time-scale", "0.01")
-	d.pull("busybox")
-	pc := d.podConfig("job", filepath.Join(d.dir, "pod-logs"))
-	pod := d.runp(pc)
+	pod, pc := d.busyboxPod("job")
 	ctr := d.create(pod, d.containerConfig("loop", nil), pc)
 	d.startContainer(ctr)
 
