@@ -145,3 +145,35 @@ func TestExitFault(t *testing.T) {
 		t.Errorf("bystander is %v, want RUNNING", st)
 	}
 }
+
+// TestKillSandbox: a sandbox id kills the pod's pause process; the
+// sandbox's exit handling makes it NOTREADY.
+func TestKillSandbox(t *testing.T) {
+	ts := newTestServer(t, 0.01, nil)
+	podID, _ := ts.runPod("pause-kill")
+	code, body := ts.adminPost("/v1/kill", KillRequest{ID: podID[:8]})
+	if code != http.StatusOK {
+		t.Fatalf("POST /v1/kill: %d %s", code, body)
+	}
+	var got KillResponse
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := (KillResponse{ID: podID, Kind: "sandbox", Signal: "SIGKILL", Exits: true, ExitStatus: 137}); got != want {
+		t.Fatalf("kill = %+v, want %+v", got, want)
+	}
+	deadline := ts.clock.Now().Add(time.Minute)
+	for {
+		resp, err := ts.rt.PodSandboxStatus(ts.ctx(time.Minute), &runtime.PodSandboxStatusRequest{PodSandboxId: podID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status.State == runtime.PodSandboxState_SANDBOX_NOTREADY {
+			return
+		}
+		if ts.clock.Now().After(deadline) {
+			t.Fatalf("sandbox is %v a minute after its pause process was killed, want NOTREADY", resp.Status.State)
+		}
+		_ = ts.clock.Sleep(ts.ctx(time.Minute), 100*time.Millisecond)
+	}
+}
