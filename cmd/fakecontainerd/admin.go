@@ -131,12 +131,12 @@ func faultCommand() *cli.Command {
 			},
 			{
 				Name:      "set",
-				Usage:     "arm a fault, e.g. fault set --point shim.unmount --target pod=job 'delay(60s)'",
+				Usage:     "arm a fault, e.g. fault set --point shim.umount2 --target pod=job 'delay(60s)'",
 				ArgsUsage: "SPEC",
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "point", Required: true, Usage: "fault point (see `fault points`)"},
 					&cli.StringFlag{Name: "target", Value: "all", Usage: "all, or id=, pod=, namespace=, container=, label.K=, annotation.K= pairs"},
-					&cli.BoolFlag{Name: "strict", Usage: "refuse a target that matches no container or pod that exists now (default: arm it and warn)"},
+					&cli.BoolFlag{Name: "strict", Usage: "refuse a target that matches no container or pod that exists now, instead of arming it with a warning"},
 				}, adminFlags...),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {

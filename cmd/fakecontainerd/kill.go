@@ -23,7 +23,7 @@ func killCommand() *cli.Command {
 			"other signals are delivered and ignored. --exit-code makes the process exit by itself.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "signal", Aliases: []string{"s"}, Usage: "signal name or number: KILL, TERM, INT, 9, 15, ... (default KILL)"},
-			&cli.IntFlag{Name: "exit-code", Usage: "exit by itself with this status (0 to 255) instead of dying of a signal"},
+			&cli.IntFlag{Name: "exit-code", DefaultText: "none", Usage: "exit by itself with this status (0 to 255) instead of dying of a signal"},
 		}, adminFlags...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
