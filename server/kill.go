@@ -93,7 +93,7 @@ func (c *criService) killProcess(ctx context.Context, req KillRequest) (KillResp
 	}
 	if shim.IsNotFound(err) {
 		// The task is gone or its process has exited: kill(1)'s ESRCH.
-		return KillResponse{}, fmt.Errorf("kill %s %s: no such process (it has exited): %w", resp.Kind, resp.ID, err)
+		return KillResponse{}, fmt.Errorf("kill %s %s: no such process: %w", resp.Kind, resp.ID, err)
 	}
 	if err != nil {
 		return KillResponse{}, fmt.Errorf("kill %s %s: %w", resp.Kind, resp.ID, err)
