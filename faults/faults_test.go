@@ -37,6 +37,14 @@ func TestParseSpec(t *testing.T) {
 		{in: "explode", errPart: "unknown action"},
 		{in: "delay(1s", errPart: "parenthesis"},
 		{in: "block(1s)", errPart: "no arguments"},
+		{in: "exit(137)", want: "exit(137)"},
+		{in: "1*exit(KILL)->off", want: "1*exit(137)->off"},
+		{in: "exit(sigterm)", want: "exit(143)"},
+		{in: "exit(0)", want: "exit(0)"},
+		{in: "exit(256)", errPart: "0 to 255"},
+		{in: "exit(soon)", errPart: "signal name"},
+		{in: "exit()", errPart: "exit takes"},
+		{in: "exit(1, 2)", errPart: "exit takes"},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
@@ -289,7 +297,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func FuzzParseSpec(f *testing.F) {
-	for _, s := range []string{"delay(2s)", "2*error(Unavailable)->delay(1s)->off", "30%block", "panic(x)", "error(5, m, n)"} {
+	for _, s := range []string{"delay(2s)", "2*error(Unavailable)->delay(1s)->off", "30%block", "panic(x)", "error(5, m, n)", "1*exit(KILL)->off", "exit(+3)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -372,5 +380,38 @@ func TestEveryFixIsDescribed(t *testing.T) {
 		if info.Changes == "" || info.Changes == "unknown fix" || info.Upstream == "" || info.Cost == "" {
 			t.Errorf("fix %s: incomplete description %+v", f, info)
 		}
+	}
+}
+
+// TestExitAction: an exit term hands its status and the firing's target to
+// the exit handler, once per firing, and the call at the point goes on.
+func TestExitAction(t *testing.T) {
+	in, _ := newTestInjector(t, 1)
+	// Without a handler an exit firing does nothing and fails nothing.
+	if _, err := in.Add(PointContainerStatus, Selector{ID: "c1"}, "1*exit(KILL)->off", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Fire(context.Background(), PointContainerStatus, Target{ContainerID: "c1"}); err != nil {
+		t.Fatalf("exit without a handler: %v", err)
+	}
+	type exit struct {
+		id     string
+		status uint32
+	}
+	var got []exit
+	in.SetExitHandler(func(tg Target, status uint32) error {
+		got = append(got, exit{tg.ContainerID, status})
+		return nil
+	})
+	if _, err := in.Add(ShimPoint("Update"), Selector{ID: "c1"}, "2*exit(143)->off", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2", "c1", "c1"} {
+		if err := in.Fire(context.Background(), ShimPoint("Update"), Target{ContainerID: id}); err != nil {
+			t.Fatalf("exit firing returned %v to the caller", err)
+		}
+	}
+	if want := []exit{{"c1", 143}, {"c1", 143}}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("exits = %v, want %v", got, want)
 	}
 }

@@ -104,7 +104,17 @@ type Injector struct {
 
 	// allowPanic says where a panic action may be armed.
 	allowPanic func(point string) bool
+	// exit carries out exit actions (SetExitHandler).
+	exit atomic.Pointer[ExitHandler]
 }
+
+// ExitHandler makes the process of a fault's target exit now with status:
+// the server's, which finds the target's task and has its shim end it.
+type ExitHandler func(t Target, status uint32) error
+
+// SetExitHandler sets what carries out exit actions. Without one, an exit
+// action is logged and does nothing.
+func (in *Injector) SetExitHandler(h ExitHandler) { in.exit.Store(&h) }
 
 // Option configures an Injector.
 type Option func(*Injector)
@@ -399,6 +409,18 @@ func (in *Injector) act(f *Fault, t Term, point string, target Target) error {
 		return &Error{Code: t.Code, Point: point, Message: msg}
 	case KindPanic:
 		panic(fmt.Sprintf("fakecontainerd fault %s at %s: %s", f.ID, point, t.Message))
+	case KindExit:
+		// The call at the point goes on: the process dies beside it, as a
+		// kill -9 from the node does; the shim processes the exit later.
+		log := in.log.WithFields(logrus.Fields{"fault": f.ID, "point": point, "target": target.String()})
+		h := in.exit.Load()
+		if h == nil {
+			log.Warn("exit fault fired, but nothing here can end a process")
+			return nil
+		}
+		if err := (*h)(target, t.ExitStatus); err != nil {
+			log.WithError(err).Warn("exit fault: the target's process did not exit")
+		}
 	}
 	return nil
 }

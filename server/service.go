@@ -123,6 +123,12 @@ func TTRPCAddress(grpcAddress string) string { return grpcAddress + ".ttrpc" }
 // what a previous run left (restart.go) and listens on the CRI socket.
 func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	cfg := o.Config
+	if err := CheckDirs(cfg.Root, cfg.State); err != nil {
+		return nil, err
+	}
+	if err := markDirs(cfg.Root, cfg.State); err != nil {
+		return nil, err
+	}
 	c := &criService{
 		config:         cfg,
 		clock:          o.Clock,
@@ -326,8 +332,15 @@ func (s *Server) Close() {
 			c.db.Close()
 		}
 		c.events.close()
-		os.Remove(s.grpcAddress)
-		os.Remove(TTRPCAddress(s.grpcAddress))
+		// Only the sockets this server bound are its to remove: a server
+		// that failed to start because another serves the address must
+		// leave that one reachable.
+		if s.grpcLn != nil {
+			os.Remove(s.grpcAddress)
+		}
+		if s.ttrpcLn != nil {
+			os.Remove(TTRPCAddress(s.grpcAddress))
+		}
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
@@ -101,6 +102,8 @@ type fixture struct {
 	state  string
 	addr   string
 	log    *logrus.Logger // the last manager's
+	// faults, if set before manager is called, reach the in-process shims.
+	faults *faults.Injector
 }
 
 func newFixture(t *testing.T, scale float64) *fixture {
@@ -140,6 +143,7 @@ func (f *fixture) manager(t *testing.T) *Manager {
 	m, err := NewManager(ManagerConfig{
 		StateDir: f.state, Mode: ModeInProcess, EventsAddress: f.addr, Clock: f.clock,
 		Defaults: Defaults{Disk: DiskModel{Throughput: 1 << 20}}, Log: logrus.NewEntry(log),
+		Faults: f.faults,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func newApp() *cli.App {
 		// A bare `fakecontainerd` serves, like `containerd`.
 		Flags:    serve.Flags,
 		Action:   serve.Action,
-		Commands: append([]*cli.Command{serve, configCommand(), faultCommand(), fixCommand(), blameCommand(), shimCommand()}, scenarioCommands()...),
+		Commands: append([]*cli.Command{serve, configCommand(), faultCommand(), killCommand(), fixCommand(), blameCommand(), shimCommand()}, scenarioCommands()...),
 		// Unknown flags and bad values are reported by name, and exit 1.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return fmt.Errorf("%w (see fakecontainerd --help)", err)

@@ -146,6 +146,10 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Before anything is written there: refuse a real containerd's dirs.
+	if err := server.CheckDirs(cfg.Root, cfg.State); err != nil {
+		return err
+	}
 	clk, err := stateClock(cfg.State, cfg.Plugins.Fake.TimeScale)
 	if err != nil {
 		return err
