@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -139,6 +140,7 @@ func (f *fixture) manager(t *testing.T) *Manager {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
+	log.SetOutput(io.Discard) // a failing test's output is its failure; tests that read the log set their own
 	f.log = log
 	m, err := NewManager(ManagerConfig{
 		StateDir: f.state, Mode: ModeInProcess, EventsAddress: f.addr, Clock: f.clock,

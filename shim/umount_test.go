@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"io"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func newFaultFixture(t *testing.T, scale float64) (*fixture, *faults.Injector) {
 	f := newFixture(t, scale)
 	f.m.Close()
 	log := logrus.New()
-	log.SetLevel(logrus.WarnLevel)
+	log.SetOutput(io.Discard)
 	f.faults = faults.New(f.clock, logrus.NewEntry(log))
 	t.Cleanup(f.faults.Close)
 	f.m = f.manager(t)
