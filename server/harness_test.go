@@ -151,6 +151,25 @@ func (ts *testServer) ctx(d time.Duration) context.Context {
 	return ctx
 }
 
+// waitForHolder waits until a tracked lock is held by op.
+func (ts *testServer) waitForHolder(op string) {
+	ts.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if rep, ok := ts.srv.Blame(); ok {
+			for _, l := range rep.Locks {
+				for _, h := range l.Holders {
+					if h.Op == op {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ts.t.Fatalf("no tracked lock held by %s after a minute", op)
+}
+
 func podConfig(name string) *runtime.PodSandboxConfig {
 	return &runtime.PodSandboxConfig{
 		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: "default", Uid: name + "-uid", Attempt: 1},

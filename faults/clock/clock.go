@@ -265,8 +265,16 @@ func (c *Scaled) Inbound(ctx context.Context, at time.Time) (context.Context, co
 	if c.meter == nil || at.IsZero() {
 		return ctx, func() {}
 	}
-	return c.withDeadline(context.WithoutCancel(ctx), ctx, at, true)
+	// A server's deadline falls a transit later than its client's (gRPC
+	// sends the time left; the server counts it from receipt), so at the
+	// deadline the client gives up first and sees its own
+	// DeadlineExceeded, not the server's error. Both ends here read one
+	// clock, so the transit is added.
+	return c.withDeadline(context.WithoutCancel(ctx), ctx, at.Add(c.Virtual(inboundTransit)), true)
 }
+
+// inboundTransit is the wall time a server's deadline trails its client's.
+const inboundTransit = time.Millisecond
 
 // VirtualDeadline is the virtual deadline of ctx, if a discounting clock's
 // WithTimeout (or Inbound) set one on it or on a context it derives from:
@@ -462,7 +470,7 @@ func (d *deadlineCtx) Deadline() (time.Time, bool) {
 // socketWall stretches the wall time left before a virtual deadline by
 // more than the starvation a call could meet.
 func socketWall(rest time.Duration) time.Duration {
-	const stretch, slack = 4, 2 * time.Second
+	const stretch, slack = 100, time.Minute
 	return saturate(float64(rest)*stretch + float64(slack))
 }
 
