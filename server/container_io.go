@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,22 +9,13 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
-
-	"github.com/sirupsen/logrus"
-
-	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
-// The containers' output, as containerd's CRI plugin handles it: a FIFO
-// per stream (cio.NewFIFOSetInDir under the container's volatile root),
-// which the shim's process writes and the daemon reads, line by line, into
-// the container's log file in the CRI format (pkg/cri/io's CRI logger).
+// An exec's output, as containerd's CRI plugin collects it: a FIFO per
+// stream (cio.NewFIFOSetInDir under the container's volatile root), which
+// the shim's exec process writes and the daemon reads.
 
 const (
-	// maxContainerLogLineSize is containerd's max_container_log_line_size
-	// default: a longer line is split into partial (P) entries.
-	maxContainerLogLineSize = 16 * 1024
 	// maxExecSyncOutput caps each collected ExecSync stream (containerd
 	// 1.7's maxStreamSize), so an endless printer cannot exhaust memory.
 	maxExecSyncOutput = 16 << 20
@@ -106,120 +96,6 @@ func (fs *fifoSet) copyOut(handle func(stream string, r io.Reader), done func())
 	}()
 }
 
-// containerLog is a container's CRI log file; ReopenContainerLog swaps the
-// file under it.
-type containerLog struct {
-	path string
-
-	mu sync.Mutex
-	f  *os.File
-}
-
-func openContainerLog(path string) (*containerLog, error) {
-	l := &containerLog{path: path}
-	if err := l.reopen(); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-// reopen opens the log path again (kubelet moved the old file away when it
-// rotated it) and writes there from now on.
-func (l *containerLog) reopen() error {
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
-		return fmt.Errorf("create log directory for %q: %w", l.path, err)
-	}
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return fmt.Errorf("failed to create and open log file %q: %w", l.path, err)
-	}
-	l.mu.Lock()
-	old := l.f
-	l.f = f
-	l.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	return nil
-}
-
-// Write writes one whole entry.
-func (l *containerLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return 0, os.ErrClosed
-	}
-	return l.f.Write(p)
-}
-
-func (l *containerLog) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return nil
-	}
-	err := l.f.Close()
-	l.f = nil
-	return err
-}
-
-// redirectLogs is containerd's CRI logger: each line read from a stream is
-// one entry "<RFC3339Nano time> <stream> <F|P> <line>\n", the time being
-// the project clock's when the line was read; a line longer than maxLen is
-// cut into partial (P) entries, and a last line without a newline is
-// partial too.
-func redirectLogs(clk clock.Clock, log *logrus.Entry, w io.Writer, stream string, r io.Reader, maxLen int) {
-	br := bufio.NewReaderSize(r, 4096)
-	var buf [][]byte
-	length := 0
-	write := func(tag string, parts [][]byte) {
-		line := bytes.Join(parts, nil)
-		entry := make([]byte, 0, len(line)+48)
-		entry = clk.Now().UTC().AppendFormat(entry, time.RFC3339Nano)
-		entry = append(entry, ' ')
-		entry = append(entry, stream...)
-		entry = append(entry, ' ')
-		entry = append(entry, tag...)
-		entry = append(entry, ' ')
-		entry = append(entry, line...)
-		entry = append(entry, '\n')
-		if _, err := w.Write(entry); err != nil {
-			log.WithError(err).WithField("stream", stream).Debug("failed to write container log entry")
-		}
-	}
-	for {
-		stop := false
-		part, isPrefix, err := br.ReadLine()
-		if len(part) > 0 {
-			buf = append(buf, bytes.Clone(part))
-			length += len(part)
-		}
-		if err != nil {
-			if length == 0 {
-				return
-			}
-			stop = true
-		}
-		if maxLen > 0 && length > maxLen {
-			exceed := length - maxLen
-			last := buf[len(buf)-1]
-			buf[len(buf)-1] = last[:len(last)-exceed]
-			write("P", buf)
-			buf, length = [][]byte{last[len(last)-exceed:]}, exceed
-		}
-		if isPrefix {
-			continue
-		}
-		if stop {
-			write("P", buf)
-			return
-		}
-		write("F", buf)
-		buf, length = nil, 0
-	}
-}
-
 // limitedBuffer keeps the first max bytes written to it.
 type limitedBuffer struct {
 	max int
@@ -247,44 +123,14 @@ func closeIO(fs *fifoSet) {
 	os.Remove(filepath.Dir(ioRoot)) // the container's volatile root
 }
 
-// attachContainerLog copies a started container's output into its CRI log
-// until the process is gone; without a log path the output is drained and
-// dropped (a FIFO nobody reads would block the writer).
-func (c *criService) attachContainerLog(id, logPath string, fs *fifoSet) {
-	log := c.log.WithField("id", id)
-	if logPath == "" {
-		fs.copyOut(func(_ string, r io.Reader) { io.Copy(io.Discard, r) }, func() { closeIO(fs) })
-		return
+// createLogFile creates a container's log file and its directory.
+func createLogFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create log directory for %q: %w", path, err)
 	}
-	l, err := openContainerLog(logPath)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		log.WithError(err).Warn("failed to open container log; dropping its output")
-		fs.copyOut(func(_ string, r io.Reader) { io.Copy(io.Discard, r) }, func() { closeIO(fs) })
-		return
+		return fmt.Errorf("failed to create and open log file %q: %w", path, err)
 	}
-	c.logsMu.Lock()
-	if c.logs == nil {
-		c.logs = map[string]*containerLog{}
-	}
-	c.logs[id] = l
-	c.logsMu.Unlock()
-	fs.copyOut(func(stream string, r io.Reader) {
-		redirectLogs(c.clock, log, l, stream, r, maxContainerLogLineSize)
-	}, func() {
-		closeIO(fs)
-		c.logsMu.Lock()
-		if c.logs[id] == l {
-			delete(c.logs, id)
-		}
-		c.logsMu.Unlock()
-		l.Close()
-	})
-}
-
-// containerLogOf is the log a running container's output goes to, if any.
-func (c *criService) containerLogOf(id string) (*containerLog, bool) {
-	c.logsMu.Lock()
-	defer c.logsMu.Unlock()
-	l, ok := c.logs[id]
-	return l, ok
+	return f.Close()
 }

@@ -24,14 +24,6 @@ func (c *criService) ReopenContainerLog(ctx context.Context, r *runtime.ReopenCo
 	if cntr.LogPath == "" {
 		return &runtime.ReopenContainerLogResponse{}, nil
 	}
-	// containerd opens the path again and points the running process's
-	// loggers at the new file.
-	if l, ok := c.containerLogOf(cntr.ID); ok {
-		if err := l.reopen(); err != nil {
-			return nil, err
-		}
-		return &runtime.ReopenContainerLogResponse{}, nil
-	}
 	f, err := os.OpenFile(cntr.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create and open log file %q: %w", cntr.LogPath, err)

@@ -65,22 +65,23 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
 		return nil, fmt.Errorf("failed to get container spec: %w", err)
 	}
-	// The output FIFOs exist and are open for reading before the task is
-	// created, as containerd's cio creator makes them first.
-	tty := cntr.Config.GetTty()
-	fifos, err := newFIFOSet(c.ioDir(id, generateID()[:16]), id, tty)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create container io: %w", err)
+	// The process's output goes to its CRI log, written by the shim (README,
+	// Deliberate differences: containerd's daemon reads FIFOs instead).
+	stdout, tty := "", cntr.Config.GetTty()
+	if cntr.LogPath != "" {
+		// containerd opens the log file before it creates the task.
+		if err := createLogFile(cntr.LogPath); err != nil {
+			return nil, err
+		}
+		stdout = shim.LogURI(cntr.LogPath)
 	}
 	task, err := c.shims.Create(ctx, shim.CreateOpts{
 		ID: id, Group: sb.ID, Spec: &spec, Rootfs: c.rootfsMounts(rec.SnapshotKey),
-		Stdout: fifos.stdout, Stderr: fifos.stderr, Terminal: tty,
+		Stdout: stdout, Stderr: stdout, Terminal: tty,
 	})
 	if err != nil {
-		closeIO(fifos)
 		return nil, fmt.Errorf("failed to create containerd task: %w", err)
 	}
-	c.attachContainerLog(id, cntr.LogPath, fifos)
 	defer func() {
 		if retErr != nil {
 			dctx, cancel := c.clock.WithTimeout(context.Background(), deferCleanupTimeout)

@@ -95,11 +95,6 @@ type criService struct {
 	// podCIDR is set by UpdateRuntimeConfig.
 	mu      sync.Mutex
 	podCIDR string
-
-	// logs are the running containers' CRI logs, by container id
-	// (container_io.go).
-	logsMu sync.Mutex
-	logs   map[string]*containerLog
 }
 
 // Server serves the CRI over gRPC on a unix socket, and the ttrpc events

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,9 @@ type model struct {
 	stderr  io.WriteCloser
 	log     *logrus.Entry
 
+	// openOutput is the service's, for the execs' outputs.
+	openOutput func(log *logrus.Entry, path, stream string) io.WriteCloser
+
 	closeOnce sync.Once
 	cancel    context.CancelFunc // set once the program runs
 
@@ -45,7 +49,7 @@ type model struct {
 // gone.
 func (s *Service) newModel(id string, spec *specs.Spec, stdoutPath, stderrPath string, terminal bool) *model {
 	log := s.cfg.Log.WithField("id", id)
-	m := &model{log: log, execs: map[string]*execProcess{}}
+	m := &model{log: log, execs: map[string]*execProcess{}, openOutput: s.openOutput}
 	var args []string
 	env := command.Env{Dir: "/", Clock: s.cfg.Clock}
 	if spec.Process != nil {
@@ -67,10 +71,10 @@ func (s *Service) newModel(id string, spec *specs.Spec, stdoutPath, stderrPath s
 	env.FS = m.view
 	m.env = env
 	m.program = command.Parse(args)
-	m.stdout = openOutput(log, stdoutPath)
+	m.stdout = s.openOutput(log, stdoutPath, "stdout")
 	m.stderr = m.stdout
 	if !terminal {
-		m.stderr = openOutput(log, stderrPath)
+		m.stderr = s.openOutput(log, stderrPath, "stderr")
 	}
 	return m
 }
@@ -101,11 +105,15 @@ func (s *Service) podIdentityLocked(spec *specs.Spec) (string, map[string]string
 // annotationSandboxID is containerd's io.kubernetes.cri.sandbox-id.
 const annotationSandboxID = "io.kubernetes.cri.sandbox-id"
 
-// openOutput opens a process's output FIFO for writing. Without a reader
-// (or a path) the output is dropped, as the daemon asked for none.
-func openOutput(log *logrus.Entry, path string) io.WriteCloser {
+// openOutput opens a process's output: a CRI log (LogURI), or a FIFO the
+// daemon reads (an exec's). Without a reader (or a path) the output is
+// dropped, as the daemon asked for none.
+func (s *Service) openOutput(log *logrus.Entry, path, stream string) io.WriteCloser {
 	if path == "" {
 		return discard{}
+	}
+	if p, ok := strings.CutPrefix(path, logScheme); ok {
+		return newLogStream(p, stream, s.cfg.Clock, log)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -202,10 +210,10 @@ func (m *model) addExec(execID string, spec *specs.Process, stdoutPath, stderrPa
 	}
 	e := &execProcess{id: execID, pid: fakePid(execID), program: command.Parse(spec.Args),
 		vars: spec.Env, dir: spec.Cwd, status: statusCreated, done: make(chan struct{})}
-	e.stdout = openOutput(m.log, stdoutPath)
+	e.stdout = m.openOutput(m.log, stdoutPath, "stdout")
 	e.stderr = e.stdout
 	if !spec.Terminal {
-		e.stderr = openOutput(m.log, stderrPath)
+		e.stderr = m.openOutput(m.log, stderrPath, "stderr")
 	}
 	m.execs[execID] = e
 	return e, nil
