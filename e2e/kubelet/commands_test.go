@@ -63,7 +63,7 @@ func TestCommands(t *testing.T) {
 		n.errorf("job's log %q: no hi", log)
 	}
 	// The probe failed (the file was not there yet) before it passed.
-	if len(n.kubeletLogMatches("can't open '/tmp/healthy'")) == 0 {
+	if len(n.kubeletLogMatches(`"Probe failed" probeType="Readiness" pod="default/`+n.staticPodName("probed")+`"`)) == 0 {
 		n.errorf("kubelet never logged the probe's failure before the container wrote its file")
 	}
 	// One date a second, in real time here: never more lines than seconds.
