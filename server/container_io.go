@@ -125,12 +125,22 @@ func closeIO(fs *fifoSet) {
 
 // createLogFile creates a container's log file and its directory.
 func createLogFile(path string) error {
+	f, err := openLogFile(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// openLogFile opens a container's log file for appending, creating it and
+// its directory.
+func openLogFile(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create log directory for %q: %w", path, err)
+		return nil, fmt.Errorf("create log directory for %q: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return fmt.Errorf("failed to create and open log file %q: %w", path, err)
+		return nil, fmt.Errorf("failed to create and open log file %q: %w", path, err)
 	}
-	return f.Close()
+	return f, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -145,12 +143,9 @@ func criContainerStateToString(s runtime.ContainerState) string {
 // ("<RFC3339Nano> stdout F <line>") so crictl logs and kubectl logs show
 // something.
 func (c *criService) writeLogLines(path string, at time.Time) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create log directory for %q: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := openLogFile(path)
 	if err != nil {
-		return fmt.Errorf("failed to create and open log file %q: %w", path, err)
+		return err
 	}
 	defer f.Close()
 	var b strings.Builder

@@ -123,18 +123,21 @@ func (s *Service) openOutput(log *logrus.Entry, path, stream string) io.WriteClo
 	return f
 }
 
+// closeStreams closes a process's outputs (one, with a terminal).
+func closeStreams(stdout, stderr io.Closer) {
+	stdout.Close()
+	if stderr != stdout {
+		stderr.Close()
+	}
+}
+
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) Close() error                { return nil }
 
 func (m *model) closeOutputs() {
-	m.closeOnce.Do(func() {
-		m.stdout.Close()
-		if m.stderr != m.stdout {
-			m.stderr.Close()
-		}
-	})
+	m.closeOnce.Do(func() { closeStreams(m.stdout, m.stderr) })
 }
 
 // start runs the main program, unless annotations script the process
@@ -197,7 +200,8 @@ type execProcess struct {
 	code     uint32
 	exitedAt time.Time
 	cancel   context.CancelFunc
-	killCode uint32
+	now      func() time.Time
+	exited   func(*execProcess) // publishes TaskExit
 	done     chan struct{}
 }
 
@@ -222,6 +226,10 @@ func (m *model) addExec(execID string, spec *specs.Process, stdoutPath, stderrPa
 func (m *model) exec(execID string) (*execProcess, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.execLocked(execID)
+}
+
+func (m *model) execLocked(execID string) (*execProcess, error) {
 	e, ok := m.execs[execID]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "process %s does not exist", execID)
@@ -244,29 +252,39 @@ func (m *model) startExec(e *execProcess, now func() time.Time, exited func(*exe
 	if e.dir != "" {
 		env.Dir = e.dir
 	}
+	e.now, e.exited = now, exited
 	go func() {
 		code, err := e.program.Run(ctx, env)
 		var unknown *command.UnknownCommandError
-		if errors.As(err, &unknown) {
+		switch {
+		case ctx.Err() != nil:
+			return // killed: kill has ended the process
+		case errors.As(err, &unknown):
 			// What a shell says of a program it cannot find.
 			fmt.Fprintf(e.stderr, "sh: %s: not found\n", unknown.Name)
 			code = 127
+		case err != nil:
+			fmt.Fprintf(e.stderr, "sh: %v\n", err)
+			code = command.ExitSyntax
 		}
 		e.mu.Lock()
-		if ctx.Err() != nil {
-			code = int(e.killCode)
-		}
-		e.status, e.code, e.exitedAt = statusStopped, uint32(code), now()
+		e.finishLocked(uint32(code))
 		e.mu.Unlock()
-		e.stdout.Close()
-		if e.stderr != e.stdout {
-			e.stderr.Close()
-		}
-		close(e.done)
-		cancel()
-		exited(e)
 	}()
 	return nil
+}
+
+// finishLocked records the exit, closes the outputs and publishes the exit
+// once; a kill ends the process at once, whatever its program is doing.
+func (e *execProcess) finishLocked(code uint32) {
+	if e.status != statusRunning {
+		return
+	}
+	e.status, e.code, e.exitedAt = statusStopped, code, e.now()
+	e.cancel()
+	closeStreams(e.stdout, e.stderr)
+	close(e.done)
+	go e.exited(e) // publishing must not hold e.mu
 }
 
 // kill signals the exec: the signals that end a shell end it at once.
@@ -281,8 +299,7 @@ func (e *execProcess) kill(signal uint32) error {
 	}
 	switch syscall.Signal(signal) {
 	case syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP:
-		e.killCode = 128 + signal
-		e.cancel()
+		e.finishLocked(128 + signal)
 	}
 	return nil
 }
@@ -302,9 +319,9 @@ func (e *execProcess) wait(ctx context.Context) (uint32, time.Time, error) {
 func (m *model) deleteExec(execID string) (*execProcess, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.execs[execID]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "process %s does not exist", execID)
+	e, err := m.execLocked(execID)
+	if err != nil {
+		return nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -313,10 +330,7 @@ func (m *model) deleteExec(execID string) (*execProcess, error) {
 	}
 	if e.status == statusCreated {
 		// Deleting a created exec kills its waiting process.
-		e.stdout.Close()
-		if e.stderr != e.stdout {
-			e.stderr.Close()
-		}
+		closeStreams(e.stdout, e.stderr)
 		e.code, e.exitedAt = 128+uint32(syscall.SIGKILL), m.env.Clock.Now()
 	}
 	e.status = statusDeleted

@@ -175,7 +175,13 @@ type Env struct {
 // exit status; the error is ctx's when ctx ended the run, and an
 // *UnknownCommandError when the run reached a command the model does not
 // know (the status is then meaningless).
-func (p *Program) Run(ctx context.Context, env Env) (int, error) {
+func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
+	// A bug of the interpreter must not take the daemon down with it.
+	defer func() {
+		if r := recover(); r != nil {
+			code, err = 0, fmt.Errorf("interpreter failed on %q: %v", p.args, r)
+		}
+	}()
 	stdout, stderr := orDiscard(env.Stdout), orDiscard(env.Stderr)
 	if p.syntax != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", p.shellName(), syntaxMessage(p.syntax))

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
 // FuzzParseScript: any sh -c script parses without a panic, into either a
@@ -43,6 +46,43 @@ func FuzzParseScript(f *testing.F) {
 		u := p.Unknown()
 		if !slices.IsSorted(u) || len(slices.Compact(slices.Clone(u))) != len(u) {
 			t.Fatalf("%q: unknown commands not sorted and unique: %q", script, u)
+		}
+	})
+}
+
+// FuzzRunScript: any script runs without a panic against an in-memory view
+// (no mounts: nothing reaches the host), and ends when its context does.
+func FuzzRunScript(f *testing.F) {
+	for _, seed := range []string{
+		"while true; do date; sleep 1; done",
+		"echo hi | grep -q h && exit 3",
+		"x=$((1/0))",
+		"f() { f; }; f",
+		"cat < /etc/hosts | tail -n 1 > /tmp/x; ls -l /tmp",
+		"set -eu; echo ${nope}",
+		"trap 'echo bye' EXIT; exit 1",
+		"read x; echo $x",
+		"printf '%d %s\\n' 1",
+	} {
+		f.Add(seed)
+	}
+	clk, err := clock.New(0.0001)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, script string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		var out, errOut syncBuffer
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			Parse([]string{"sh", "-c", script}).Run(ctx, Env{Clock: clk, Stdout: &out, Stderr: &errOut})
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%q still runs 30 s after its context ended", script)
 		}
 	})
 }

@@ -1095,29 +1095,27 @@ func grpcHealthProbe(c *call) (int, error) {
 }
 
 func redisCLI(c *call) (int, error) {
-	set, _ := flags(c.args, "hpa")
-	host, port := "127.0.0.1", "6379"
-	if v, ok := set['h']; ok {
-		host = v
-	}
-	if v, ok := set['p']; ok {
-		port = v
-	}
+	host, port := c.hostPort("hpa", "127.0.0.1", "6379")
 	fmt.Fprintf(c.stdout, "Could not connect to Redis at %s:%s: Connection refused\n", host, port)
 	return 1, nil
 }
 
 func pgIsReady(c *call) (int, error) {
-	set, _ := flags(c.args, "hpUdt")
-	host, port := "/var/run/postgresql", "5432"
+	host, port := c.hostPort("hpUdt", "/var/run/postgresql", "5432")
+	fmt.Fprintf(c.stdout, "%s:%s - no response\n", host, port)
+	return 2, nil
+}
+
+// hostPort reads a database client's -h HOST and -p PORT.
+func (c *call) hostPort(withValue, host, port string) (string, string) {
+	set, _ := flags(c.args, withValue)
 	if v, ok := set['h']; ok {
 		host = v
 	}
 	if v, ok := set['p']; ok {
 		port = v
 	}
-	fmt.Fprintf(c.stdout, "%s:%s - no response\n", host, port)
-	return 2, nil
+	return host, port
 }
 
 func mysqladmin(c *call) (int, error) {
