@@ -2,8 +2,8 @@ package command
 
 import (
 	"context"
-	"testing"
 	"strconv"
+	"testing"
 
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
