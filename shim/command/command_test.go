@@ -241,6 +241,7 @@ func TestUnknownCommands(t *testing.T) {
 		{[]string{"sh", "-c", "env A=1 java -jar x.jar"}, []string{"java"}},
 		{[]string{"sh", "-c", "kill 1"}, []string{"kill"}},
 		{[]string{"bash", "-c", "cat <(echo x)"}, []string{"<(...) process substitution"}},
+		{[]string{"sh", "-c", "time sleep 1"}, []string{"time"}},
 		{[]string{"sh", "-c", "while true; do date; sleep 1; done"}, nil},
 		{[]string{"/pause"}, nil},
 		{[]string{"tail", "-f", "/dev/null"}, nil},

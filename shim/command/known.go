@@ -10,7 +10,8 @@ import (
 
 // unknownIn lists the literal command names in f that neither the shell,
 // the script's own functions nor the modelled utilities provide, and the
-// constructs the model leaves out (process substitution, coprocesses).
+// constructs the model leaves out (process substitution, coprocesses,
+// time).
 func unknownIn(f *syntax.File) []string {
 	funcs := map[string]bool{}
 	syntax.Walk(f, func(n syntax.Node) bool {
@@ -26,6 +27,9 @@ func unknownIn(f *syntax.File) []string {
 			unknown = append(unknown, "<(...) process substitution")
 		case *syntax.CoprocClause:
 			unknown = append(unknown, "coproc")
+		case *syntax.TimeClause:
+			// The interpreter would time it on the host's clock.
+			unknown = append(unknown, "time")
 		case *syntax.CallExpr:
 			if name, ok := calledName(n.Args); ok && !known(name) && !funcs[name] {
 				unknown = append(unknown, name)
