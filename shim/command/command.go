@@ -187,9 +187,8 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 		fmt.Fprintf(stderr, "%s: %s\n", p.shellName(), syntaxMessage(p.syntax))
 		return ExitSyntax, nil
 	}
-	if env.Dir == "" {
-		env.Dir = "/"
-	}
+	// The working directory is the container's, absolute in its view.
+	env.Dir = path.Join("/", env.Dir)
 	if env.Clock == nil {
 		env.Clock = clock.Real()
 	}

@@ -384,6 +384,17 @@ func TestSharedViewAcrossRuns(t *testing.T) {
 	}
 }
 
+func TestWorkingDirectory(t *testing.T) {
+	for dir, want := range map[string]string{"": "/\n", "/tmp": "/tmp\n", "../../..": "/\n", "app/x": "/app/x\n"} {
+		if got := sh(t, Env{Dir: dir}, "pwd"); got.stdout != want {
+			t.Errorf("pwd in %q: %q, want %q", dir, got.stdout, want)
+		}
+	}
+	if got := sh(t, Env{Dir: "/tmp"}, "echo x > f; cat /tmp/f"); got.stdout != "x\n" {
+		t.Errorf("a relative path is the working directory's: %q %q", got.stdout, got.stderr)
+	}
+}
+
 func TestPgrepSeesTheMainProcess(t *testing.T) {
 	env := Env{Init: []string{"/usr/sbin/nginx", "-g", "daemon off;"}}
 	if got := runArgs(t, env, "pgrep", "nginx"); got.code != 0 || got.stdout != "1\n" {
