@@ -160,8 +160,19 @@ type FaultConfig struct {
 	Spec string `toml:"spec" json:"spec"`
 }
 
-// ExecSyncConfig is the canned result of every ExecSync call.
+// ExecSync modes.
+const (
+	// ExecSyncModel runs the command in the container's process model; a
+	// command the model does not know gets the canned result.
+	ExecSyncModel = "model"
+	// ExecSyncCanned answers every ExecSync with the canned result.
+	ExecSyncCanned = "canned"
+)
+
+// ExecSyncConfig is how ExecSync answers, and its canned result.
 type ExecSyncConfig struct {
+	// Mode is ExecSyncModel ("" too) or ExecSyncCanned.
+	Mode     string `toml:"mode" json:"mode"`
 	Stdout   string `toml:"stdout" json:"stdout"`
 	Stderr   string `toml:"stderr" json:"stderr"`
 	ExitCode int32  `toml:"exit_code" json:"exit_code"`

@@ -733,7 +733,7 @@ func TestCRIAmbiguousPrefix(t *testing.T) {
 
 func TestCRIExecSync(t *testing.T) {
 	ts := newTestServer(t, criScale, func(c *configs.Config) {
-		c.Plugins.Fake.ExecSync = configs.ExecSyncConfig{Stdout: "hello\n", Stderr: "careful\n", ExitCode: 3}
+		c.Plugins.Fake.ExecSync = configs.ExecSyncConfig{Mode: configs.ExecSyncCanned, Stdout: "hello\n", Stderr: "careful\n", ExitCode: 3}
 	})
 	podID, pc := ts.runPod("exec")
 	running := ts.startContainer(podID, pc, "running", nil)

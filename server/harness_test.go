@@ -182,9 +182,11 @@ func podConfig(name string) *runtime.PodSandboxConfig {
 
 func containerConfig(name string, annotations map[string]string) *runtime.ContainerConfig {
 	return &runtime.ContainerConfig{
-		Metadata:    &runtime.ContainerMetadata{Name: name},
-		Image:       &runtime.ImageSpec{Image: "busybox:latest"},
-		Command:     []string{"sh", "-c", "while true; do sleep 1; done"},
+		Metadata: &runtime.ContainerMetadata{Name: name},
+		Image:    &runtime.ImageSpec{Image: "busybox:latest"},
+		// Runs until stopped at no cost: the process model interprets
+		// commands, and a loop at a small time scale is real CPU.
+		Command:     []string{"sleep", "infinity"},
 		Labels:      map[string]string{"io.kubernetes.container.name": name},
 		Annotations: annotations,
 		Linux:       &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 64 << 20}},

@@ -26,18 +26,6 @@ func serviceState(t *testing.T, f *fixture, id string) *taskAPI.StateResponse {
 }
 
 // waitExit waits (on the wall clock, generously) for the task's exit.
-func waitExit(t *testing.T, tk *Task) ExitStatus {
-	t.Helper()
-	ch, _ := tk.Wait(context.Background())
-	select {
-	case e := <-ch:
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("process never exited")
-		return ExitStatus{}
-	}
-}
-
 // TestKernelSignal: a signal from outside containerd (kill -9 $CNTR_PID)
 // ends the fake process the way the kernel would report it, through the
 // shim's exit path: Wait returns the status, State says STOPPED, TaskExit

@@ -122,6 +122,10 @@ type CreateOpts struct {
 	Group  string // the sandbox id: one shim per pod
 	Spec   *specs.Spec
 	Rootfs []*types.Mount
+	// Stdout and Stderr are the FIFOs the process writes its output to
+	// (the daemon reads them into the container log); "" drops the stream.
+	Stdout, Stderr string
+	Terminal       bool
 }
 
 // bundleGroup is written next to address so a restarted daemon knows which
@@ -144,7 +148,9 @@ func (m *Manager) Create(ctx context.Context, o CreateOpts) (*Task, error) {
 		os.RemoveAll(bundle)
 		return nil, err
 	}
-	resp, err := sc.task.Create(ctx, &taskAPI.CreateTaskRequest{ID: o.ID, Bundle: bundle, Rootfs: o.Rootfs})
+	resp, err := sc.task.Create(ctx, &taskAPI.CreateTaskRequest{
+		ID: o.ID, Bundle: bundle, Rootfs: o.Rootfs, Stdout: o.Stdout, Stderr: o.Stderr, Terminal: o.Terminal,
+	})
 	if err != nil {
 		os.RemoveAll(bundle)
 		return nil, fmt.Errorf("failed to create shim task: %w", fromShim(err))

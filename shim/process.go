@@ -75,6 +75,8 @@ type Init struct {
 	unmounted UnmountObserver
 	// fire fires a fault point for this process.
 	fire func(point string) error
+	// model is the process's interpreted command (model.go, exec.go).
+	model *model
 }
 
 type processView struct {
@@ -146,6 +148,7 @@ func (p *Init) Start(ctx context.Context) error {
 	p.status, p.startedAt = statusRunning, now
 	p.rootfs.startWriting(now)
 	p.armExitLocked(now)
+	p.startModelLocked()
 	return p.persistLocked()
 }
 
@@ -274,6 +277,7 @@ func (p *Init) setExited(code uint32) {
 	}
 	now := p.clock.Now()
 	p.status, p.exitStatus, p.exitedAt = statusStopped, code, now
+	p.stopModelLocked()
 	p.rootfs.stopWriting(now)
 	if p.exitTimer != nil {
 		p.exitTimer.Stop()
@@ -340,6 +344,7 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 		p.waitOnce.Do(func() { close(p.waitBlock) })
 	}
 	p.status = statusDeleted
+	p.stopModelLocked()
 	p.rootfs.DirtyBase, p.rootfs.WritingSince = 0, time.Time{}
 	p.publishViewLocked()
 	return p.state(), took, nil
