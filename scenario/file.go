@@ -91,6 +91,10 @@ type Server struct {
 	StopGrace       *configs.Duration `toml:"stop_grace"`
 	// MountOptions replace the overlay mount options when set.
 	MountOptions []string `toml:"mount_options"`
+	// Disk replaces the node's disk layout when set (default.toml's
+	// [plugins."io.fakecontainerd.v1".disk] table: devices, root_device,
+	// rootfs_device, split_device, writers).
+	Disk *configs.DiskConfig `toml:"disk"`
 }
 
 // DriverSection is the [driver] table; zero fields take kubelet's values.

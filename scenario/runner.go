@@ -430,6 +430,12 @@ func variantConfig(p plan, dir string, scale float64) (*configs.Config, error) {
 		if s.MountOptions != nil {
 			cfg.Plugins.Overlay.MountOptions = s.MountOptions
 		}
+		if s.Disk != nil {
+			fake.Disk = *s.Disk
+			if fake.Disk.RootMount == "" {
+				fake.Disk.RootMount = "/var/lib/containerd"
+			}
+		}
 	}
 	for _, f := range p.fixes {
 		fake.Fixes = append(fake.Fixes, string(f))

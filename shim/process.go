@@ -16,6 +16,7 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
 // processStatus is the runc init process state machine:
@@ -245,18 +246,22 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	case statusDeleted:
 		return nil, 0, status.Errorf(codes.NotFound, "cannot delete a deleted process")
 	}
-	cost := p.rootfs.UnmountCost(p.clock.Now())
 	start := p.clock.Now()
+	// The disk model says what the unmount's syncfs waits for.
+	sync := p.rootfs.syncfs(start)
 	if tok != nil {
 		if p.rootfs.Volatile() {
 			tok.Detail("unmounting rootfs (volatile: nothing to sync)")
+		} else if sync.Private || sync.Device == "" {
+			// A disk of its own: only its own pages, nothing ahead.
+			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(sync.Bytes)))
 		} else {
-			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(p.rootfs.Dirty(start))))
+			tok.Detail("unmounting rootfs without volatile, " + sync.String())
 		}
 	}
-	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
+	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": sync.Bytes, "queued_ahead": sync.Ahead, "volatile": p.rootfs.Volatile()})
 	logger.Debug("unmounting rootfs")
-	_ = p.clock.Sleep(lifetime, cost)
+	_ = sync.Wait(lifetime, p.clock)
 	// umount2 itself: where the field's strace delay was injected.
 	var umountErr error
 	if p.fire != nil {
@@ -313,15 +318,4 @@ func (p *Init) persistLocked() error {
 }
 
 // HumanBytes prints a size the way the blame chain reads it: "1.8 GiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func HumanBytes(n int64) string { return disk.HumanBytes(n) }

@@ -26,6 +26,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
+	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
 // Event topics, as runc.GetTopic names them.
@@ -98,6 +99,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	for _, r := range records {
 		p := s.newInit(r.ID, r.Bundle, r.Pid, r.Behaviour, r.Rootfs)
+		if r.Status != statusDeleted {
+			if err := p.rootfs.attach(s.rootfsFilesystem(), cfg.Clock.Now()); err != nil {
+				stop()
+				return nil, fmt.Errorf("restore %s: %w", r.ID, err)
+			}
+		}
 		p.status, p.exitStatus, p.exitedAt, p.startedAt, p.resources = r.Status, r.ExitStatus, r.ExitedAt, r.StartedAt, r.Resources
 		if p.status == statusStopped || p.status == statusDeleted {
 			p.waitOnce.Do(func() { close(p.waitBlock) })
@@ -218,6 +225,13 @@ func (s *Service) processExited(p *Init) {
 	})
 }
 
+// rootfsFilesystem is where a new upper dir goes: the node's snapshotter
+// filesystem, on its own device with split_disk; nil in the per-container
+// layout.
+func (s *Service) rootfsFilesystem() *disk.Filesystem {
+	return s.cfg.Defaults.Node.Rootfs(s.cfg.Toggles.Enabled(faults.FixSplitDisk))
+}
+
 // fakePid gives a stable pid per container id, so a restored shim reports
 // the same pid.
 func fakePid(id string) uint32 { return 10000 + crc32.ChecksumIEEE([]byte(id))%4_000_000 }
@@ -254,7 +268,11 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if _, ok := s.processes[r.ID]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "container %s: already exists", r.ID)
 	}
-	p := s.newInit(r.ID, r.Bundle, fakePid(r.ID), b, newRootfs(r.Rootfs, b.Disk, b.InitialDirty))
+	rootfs := newRootfs(r.Rootfs, b.Disk, b.InitialDirty)
+	if err := rootfs.attach(s.rootfsFilesystem(), s.cfg.Clock.Now()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "create %s: %v", r.ID, err)
+	}
+	p := s.newInit(r.ID, r.Bundle, fakePid(r.ID), b, rootfs)
 	p.publishViewLocked() // not yet shared: no lock needed
 	if err := p.persist(p); err != nil {
 		return nil, status.Errorf(codes.Internal, "create %s: %v", r.ID, err)
