@@ -42,10 +42,10 @@ func (c *criService) rootfsFilesystem() *disk.Filesystem {
 
 // fsyncRoot waits for fsyncs of files on containerd's root, one after
 // another, each behind what the root's device has queued (rootfs
-// writeback, when they share it), telling blame what the holder of key
-// waits for. The per-container layout models no such disk: nothing waits.
+// writeback, when they share it), telling blame what the locks the caller
+// holds wait for. The per-container layout models no such disk: nothing waits.
 // The wait ignores the caller's deadline, as fsync does.
-func (c *criService) fsyncRoot(key lockKey, what string, sizes ...int64) {
+func (c *criService) fsyncRoot(what string, sizes ...int64) {
 	root := c.disk.Root()
 	if root == nil {
 		return
@@ -55,7 +55,7 @@ func (c *criService) fsyncRoot(key lockKey, what string, sizes ...int64) {
 	for _, n := range sizes {
 		last = root.Fsync(c.clock.Now(), n, what)
 		if c.tracker != nil && last.Done.After(last.Start) {
-			c.tracker.detailCurrent(key, last.String())
+			c.tracker.detailHeld(last.String())
 		}
 		_ = last.Wait(c.lifetime, c.clock)
 	}
@@ -66,11 +66,11 @@ func (c *criService) fsyncRoot(key lockKey, what string, sizes ...int64) {
 
 // statusFsync is a status checkpoint's fsync, under its status lock.
 func (c *criService) statusFsync(id string) {
-	c.fsyncRoot(lockKey{lockStatus, id}, "fsync of the status checkpoint of "+shortID(id), statusCheckpointBytes)
+	c.fsyncRoot("fsync of the status checkpoint of "+shortID(id), statusCheckpointBytes)
 }
 
 // bboltCommit is a meta.db commit's two fdatasyncs, under bbolt's write
 // lock.
 func (c *criService) bboltCommit(ctx context.Context, op string) {
-	c.fsyncRoot(lockKey{kind: lockMetadata}, "fsync of meta.db ("+op+")", bboltPagesBytes, bboltMetaBytes)
+	c.fsyncRoot("fsync of meta.db ("+op+")", bboltPagesBytes, bboltMetaBytes)
 }

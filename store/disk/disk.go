@@ -48,8 +48,15 @@ type Device struct {
 	mu sync.Mutex
 	// busyUntil is when the last queued request ends.
 	busyUntil time.Time
-	// queued are the end times of requests not yet done, in order.
-	queued []time.Time
+	// queued are the requests not yet done, in order.
+	queued []request
+}
+
+// request is one queued sync: what it is and when it ends.
+type request struct {
+	what  string
+	bytes int64
+	done  time.Time
 }
 
 // NewDevice makes a device; throughput must be > 0.
@@ -71,21 +78,26 @@ func (d *Device) cost(n int64) time.Duration {
 	return d.cfg.SyncLatency + time.Duration(float64(n)/float64(d.cfg.Throughput)*float64(time.Second))
 }
 
-// submit queues a sync of n bytes at now and says when it ends and how
-// many requests were still queued ahead of it.
-func (d *Device) submit(now time.Time, n int64) (done time.Time, ahead int) {
+// submit queues a sync of n bytes at now and says when it ends, how many
+// requests were still queued ahead of it and the biggest of them.
+func (d *Device) submit(now time.Time, n int64, what string) (done time.Time, ahead int, biggest request) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.pruneLocked(now)
 	ahead = len(d.queued)
+	for _, r := range d.queued {
+		if r.bytes > biggest.bytes {
+			biggest = r
+		}
+	}
 	start := now
 	if d.busyUntil.After(start) {
 		start = d.busyUntil
 	}
 	done = start.Add(d.cost(n))
 	d.busyUntil = done
-	d.queued = append(d.queued, done)
-	return done, ahead
+	d.queued = append(d.queued, request{what: what, bytes: n, done: done})
+	return done, ahead, biggest
 }
 
 // Queued is the number of requests not done at now.
@@ -98,7 +110,7 @@ func (d *Device) Queued(now time.Time) int {
 
 func (d *Device) pruneLocked(now time.Time) {
 	i := 0
-	for i < len(d.queued) && !d.queued[i].After(now) {
+	for i < len(d.queued) && !d.queued[i].done.After(now) {
 		i++
 	}
 	d.queued = d.queued[i:]
@@ -231,8 +243,10 @@ type IO struct {
 	// Syncfs tells a syncfs from an fsync of one file; Private, a syncfs
 	// of a filesystem nobody else writes to.
 	Syncfs, Private bool
-	// Ahead is how many requests were queued ahead of it on the device.
-	Ahead int
+	// Ahead is how many requests were queued ahead of it on the device;
+	// Behind names the biggest of them ("" if none wrote anything).
+	Ahead  int
+	Behind string
 	Start time.Time
 	Done  time.Time
 }
@@ -245,15 +259,15 @@ func (f *Filesystem) Syncfs(now time.Time, what string) IO {
 	n := f.dirty
 	f.dirty = 0
 	f.mu.Unlock()
-	done, ahead := f.dev.submit(now, n)
-	return IO{What: what, Device: f.dev.Name(), Bytes: n, Syncfs: true, Private: f.private, Ahead: ahead, Start: now, Done: done}
+	done, ahead, biggest := f.dev.submit(now, n, what)
+	return IO{What: what, Device: f.dev.Name(), Bytes: n, Syncfs: true, Private: f.private, Ahead: ahead, Behind: biggest.String(), Start: now, Done: done}
 }
 
 // Fsync writes n bytes of one file (and nothing else of the pool) at now,
 // after what the device has queued.
 func (f *Filesystem) Fsync(now time.Time, n int64, what string) IO {
-	done, ahead := f.dev.submit(now, n)
-	return IO{What: what, Device: f.dev.Name(), Bytes: n, Ahead: ahead, Start: now, Done: done}
+	done, ahead, biggest := f.dev.submit(now, n, what)
+	return IO{What: what, Device: f.dev.Name(), Bytes: n, Ahead: ahead, Behind: biggest.String(), Start: now, Done: done}
 }
 
 // Took is how long the I/O takes from its submission.
@@ -278,7 +292,18 @@ func (io IO) String() string {
 	if io.Syncfs {
 		return fmt.Sprintf("%s: %s dirty node-wide on %s, %s", io.What, HumanBytes(io.Bytes), io.Device, aheadPhrase(io.Ahead))
 	}
-	return fmt.Sprintf("%s: %s on %s, %s", io.What, HumanBytes(io.Bytes), io.Device, aheadPhrase(io.Ahead))
+	s := fmt.Sprintf("%s: %s on %s, %s", io.What, HumanBytes(io.Bytes), io.Device, aheadPhrase(io.Ahead))
+	if io.Behind != "" {
+		s += " (the biggest: " + io.Behind + ")"
+	}
+	return s
+}
+
+func (r request) String() string {
+	if r.bytes == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s, %s", r.what, HumanBytes(r.bytes))
 }
 
 func aheadPhrase(n int) string {

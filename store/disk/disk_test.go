@@ -162,6 +162,10 @@ func TestIOString(t *testing.T) {
 	if want := "syncfs of /var/lib/containerd overlay: 1.0 GiB dirty node-wide on vdb, 2 syncs queued ahead"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
+	got = fs.Fsync(t0, 4096, "fsync of the status checkpoint of 40585f73").String()
+	if want := "fsync of the status checkpoint of 40585f73: 4.0 KiB on vdb, 3 syncs queued ahead (the biggest: syncfs of /var/lib/containerd overlay, 1.0 GiB)"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
 }
 
 func TestNodeLayout(t *testing.T) {
