@@ -247,8 +247,8 @@ type IO struct {
 	// Behind names the biggest of them ("" if none wrote anything).
 	Ahead  int
 	Behind string
-	Start time.Time
-	Done  time.Time
+	Start  time.Time
+	Done   time.Time
 }
 
 // Syncfs writes back every dirty byte of the filesystem at now: the pool
