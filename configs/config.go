@@ -172,6 +172,7 @@ type DiskDeviceConfig struct {
 	Name        string   `toml:"name" json:"name"`
 	Throughput  ByteSize `toml:"throughput" json:"throughput"`
 	SyncLatency Duration `toml:"sync_latency" json:"sync_latency"`
+	Queue       ByteSize `toml:"queue" json:"queue"`
 }
 
 // DiskWriterConfig is one [[...disk.writers]] entry: something that is no

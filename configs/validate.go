@@ -261,6 +261,9 @@ func validateDisk(f FakeConfig, add func(field, format string, args ...any)) {
 		if dev.Throughput <= 0 {
 			add(field+".throughput", "must be > 0, got %d", dev.Throughput.Bytes())
 		}
+		if dev.Queue < 0 {
+			add(field+".queue", "must not be negative, got %d", dev.Queue.Bytes())
+		}
 		if dev.SyncLatency < 0 || dev.SyncLatency.Never() {
 			add(field+".sync_latency", "must be a non-negative duration, got %s", dev.SyncLatency)
 		}

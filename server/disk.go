@@ -26,7 +26,7 @@ func diskLayout(f configs.FakeConfig) disk.Layout {
 	l := disk.Layout{RootMount: d.RootMount, RootDevice: d.RootDevice, RootfsDevice: d.RootfsDevice,
 		SplitDevice: d.SplitDevice, DirtyLimit: f.DirtyLimit.Bytes()}
 	for _, dev := range d.Devices {
-		l.Devices = append(l.Devices, disk.DeviceConfig{Name: dev.Name, Throughput: dev.Throughput.Bytes(), SyncLatency: dev.SyncLatency.Duration()})
+		l.Devices = append(l.Devices, disk.DeviceConfig{Name: dev.Name, Throughput: dev.Throughput.Bytes(), SyncLatency: dev.SyncLatency.Duration(), Queue: dev.Queue.Bytes()})
 	}
 	for _, w := range d.Writers {
 		l.Writers = append(l.Writers, disk.WriterConfig{Name: w.Name, Device: w.Device, Rate: w.Rate.Bytes()})

@@ -88,7 +88,7 @@ func TestNodeDisk(t *testing.T) {
 				// A list waits on the healthy container's status lock, and
 				// blame says the holder waits on the disk, behind what.
 				go ts.rt.ListContainers(ts.ctx(10*time.Minute), &runtime.ListContainersRequest{})
-				want := "fsync of meta.db (UpdateContainer): 16.0 KiB on vdb, 1 sync queued ahead (the biggest: syncfs of /var/lib/containerd overlay, 1.2 GiB)"
+				want := "fsync of meta.db (UpdateContainer): 16.0 KiB on vdb, 1 sync queued ahead (behind syncfs of /var/lib/containerd overlay, 1.2 GiB)"
 				var chains []string
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 					var rep BlameReport

@@ -10,12 +10,13 @@
 //   - fsync of one small file (a status checkpoint, a bbolt commit): its
 //     few bytes, after whatever the device already has queued.
 //
-// A device is a FIFO single server: a request starts when the one before
-// it ends and takes the device's per-sync latency plus bytes / throughput.
-// That is a simplification of a block layer, whose scheduler interleaves
-// requests; what it keeps is what the field saw: a small fsync on a device
-// busy with gigabytes of writeback waits for them (ext4's journal commit
-// waits for the ordered data ahead of it).
+// Every sync takes the device's per-sync latency plus bytes / throughput.
+// syncfs works run one after another, as the flusher's FIFO work list runs
+// them; an fsync waits for the syncfs in flight, not for those queued
+// behind it (see Device). That is a simplification of a block layer, whose
+// scheduler interleaves requests; what it keeps is what the field saw: a
+// small fsync on a device busy with gigabytes of writeback waits for them
+// (ext4's journal commit waits for the ordered data ahead of it).
 //
 // Time is whatever the caller's clock says: every method takes now, and
 // IO.Wait sleeps on the project clock until the I/O is done.
@@ -39,30 +40,46 @@ type DeviceConfig struct {
 	// SyncLatency is paid by every sync or fsync on top of its bytes (a
 	// cache flush, a network disk's round trip).
 	SyncLatency time.Duration
+	// Queue is how much of the writeback in flight an fsync waits behind:
+	// the device's request queue (nr_requests x max_sectors_kb), full of
+	// writeback, which its I/O must drain through. 0: all of it.
+	Queue int64
 }
 
-// Device is a block device serving syncs one after another.
+// Device is a block device. A syncfs is work for the device's flusher
+// (the bdi writeback thread), whose work list is FIFO: a syncfs starts
+// when the one before it ends. An fsync of one file does not go through
+// that list: it waits behind the writeback in flight (its I/O drains
+// through a request queue full of it, and ext4's journal commit waits for
+// the ordered data ahead of it), up to Queue bytes of it, not for the
+// syncfs works queued behind that one; and for the fsyncs before it.
 type Device struct {
 	cfg DeviceConfig
 
 	mu sync.Mutex
-	// busyUntil is when the last queued request ends.
+	// works are the syncfs works not yet done, in order; busyUntil is when
+	// the last of them ends.
+	works     []request
 	busyUntil time.Time
-	// queued are the requests not yet done, in order.
-	queued []request
+	// fsyncs are the fsyncs not yet done; fsyncUntil is when the last ends.
+	fsyncs     []request
+	fsyncUntil time.Time
 }
 
-// request is one queued sync: what it is and when it ends.
+// request is one queued sync: what it is and when it runs.
 type request struct {
-	what  string
-	bytes int64
-	done  time.Time
+	what        string
+	bytes       int64
+	start, done time.Time
 }
 
 // NewDevice makes a device; throughput must be > 0.
 func NewDevice(cfg DeviceConfig) (*Device, error) {
 	if cfg.Throughput <= 0 {
 		return nil, fmt.Errorf("disk device %q: throughput must be > 0, got %d", cfg.Name, cfg.Throughput)
+	}
+	if cfg.Queue < 0 {
+		return nil, fmt.Errorf("disk device %q: queue must not be negative, got %d", cfg.Name, cfg.Queue)
 	}
 	if cfg.SyncLatency < 0 {
 		return nil, fmt.Errorf("disk device %q: sync latency must not be negative, got %v", cfg.Name, cfg.SyncLatency)
@@ -78,42 +95,79 @@ func (d *Device) cost(n int64) time.Duration {
 	return d.cfg.SyncLatency + time.Duration(float64(n)/float64(d.cfg.Throughput)*float64(time.Second))
 }
 
-// submit queues a sync of n bytes at now and says when it ends, how many
-// requests were still queued ahead of it and the biggest of them.
-func (d *Device) submit(now time.Time, n int64, what string) (done time.Time, ahead int, biggest request) {
+// submitSyncfs queues a syncfs of n bytes at now behind every work and
+// fsync not yet done.
+func (d *Device) submitSyncfs(now time.Time, n int64, what string) (r request, ahead int, biggest request) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.pruneLocked(now)
-	ahead = len(d.queued)
-	for _, r := range d.queued {
-		if r.bytes > biggest.bytes {
-			biggest = r
+	ahead = len(d.works) + len(d.fsyncs)
+	for _, w := range d.works {
+		if w.bytes > biggest.bytes {
+			biggest = w
 		}
 	}
-	start := now
-	if d.busyUntil.After(start) {
-		start = d.busyUntil
-	}
-	done = start.Add(d.cost(n))
-	d.busyUntil = done
-	d.queued = append(d.queued, request{what: what, bytes: n, done: done})
-	return done, ahead, biggest
+	r = request{what: what, bytes: n, start: latest(now, d.busyUntil, d.fsyncUntil)}
+	r.done = r.start.Add(d.cost(n))
+	d.busyUntil = r.done
+	d.works = append(d.works, r)
+	return r, ahead, biggest
 }
 
-// Queued is the number of requests not done at now.
+// submitFsync queues an fsync of n bytes at now behind the syncfs in
+// flight and the fsyncs not yet done.
+func (d *Device) submitFsync(now time.Time, n int64, what string) (r request, ahead int, inflight request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pruneLocked(now)
+	ahead = len(d.fsyncs)
+	if len(d.works) > 0 && !d.works[0].start.After(now) {
+		inflight = d.works[0]
+		ahead++
+	}
+	behind := inflight.done
+	if d.cfg.Queue > 0 && inflight.done.After(now) {
+		if drain := now.Add(d.cost(d.cfg.Queue) - d.cfg.SyncLatency); drain.Before(behind) {
+			behind = drain
+		}
+	}
+	r = request{what: what, bytes: n, start: latest(now, behind, d.fsyncUntil)}
+	r.done = r.start.Add(d.cost(n))
+	d.fsyncUntil = r.done
+	d.fsyncs = append(d.fsyncs, r)
+	return r, ahead, inflight
+}
+
+func latest(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
+}
+
+// Queued is the number of syncs and fsyncs not done at now.
 func (d *Device) Queued(now time.Time) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.pruneLocked(now)
-	return len(d.queued)
+	return len(d.works) + len(d.fsyncs)
 }
 
 func (d *Device) pruneLocked(now time.Time) {
+	d.works = pruned(d.works, now)
+	d.fsyncs = pruned(d.fsyncs, now)
+}
+
+// pruned drops the requests done at now; they end in order.
+func pruned(rs []request, now time.Time) []request {
 	i := 0
-	for i < len(d.queued) && !d.queued[i].done.After(now) {
+	for i < len(rs) && !rs[i].done.After(now) {
 		i++
 	}
-	d.queued = d.queued[i:]
+	return rs[i:]
 }
 
 // Filesystem is one mounted filesystem on a device, with its pool of dirty
@@ -243,8 +297,8 @@ type IO struct {
 	// Syncfs tells a syncfs from an fsync of one file; Private, a syncfs
 	// of a filesystem nobody else writes to.
 	Syncfs, Private bool
-	// Ahead is how many requests were queued ahead of it on the device;
-	// Behind names the biggest of them ("" if none wrote anything).
+	// Ahead is how many requests it waits behind on the device; Behind
+	// names the biggest syncfs among them ("" if none wrote anything).
 	Ahead  int
 	Behind string
 	Start  time.Time
@@ -259,15 +313,15 @@ func (f *Filesystem) Syncfs(now time.Time, what string) IO {
 	n := f.dirty
 	f.dirty = 0
 	f.mu.Unlock()
-	done, ahead, biggest := f.dev.submit(now, n, what)
-	return IO{What: what, Device: f.dev.Name(), Bytes: n, Syncfs: true, Private: f.private, Ahead: ahead, Behind: biggest.String(), Start: now, Done: done}
+	r, ahead, biggest := f.dev.submitSyncfs(now, n, what)
+	return IO{What: what, Device: f.dev.Name(), Bytes: n, Syncfs: true, Private: f.private, Ahead: ahead, Behind: biggest.String(), Start: now, Done: r.done}
 }
 
 // Fsync writes n bytes of one file (and nothing else of the pool) at now,
-// after what the device has queued.
+// after the syncfs in flight on the device and the fsyncs before it.
 func (f *Filesystem) Fsync(now time.Time, n int64, what string) IO {
-	done, ahead, biggest := f.dev.submit(now, n, what)
-	return IO{What: what, Device: f.dev.Name(), Bytes: n, Ahead: ahead, Behind: biggest.String(), Start: now, Done: done}
+	r, ahead, inflight := f.dev.submitFsync(now, n, what)
+	return IO{What: what, Device: f.dev.Name(), Bytes: n, Ahead: ahead, Behind: inflight.String(), Start: now, Done: r.done}
 }
 
 // Took is how long the I/O takes from its submission.
@@ -294,7 +348,7 @@ func (io IO) String() string {
 	}
 	s := fmt.Sprintf("%s: %s on %s, %s", io.What, HumanBytes(io.Bytes), io.Device, aheadPhrase(io.Ahead))
 	if io.Behind != "" {
-		s += " (the biggest: " + io.Behind + ")"
+		s += " (behind " + io.Behind + ")"
 	}
 	return s
 }

@@ -98,6 +98,7 @@ func TestQueue(t *testing.T) {
 	cases := []struct {
 		name    string
 		latency time.Duration
+		queue   int64
 		// twoDevices puts the second filesystem on a device of its own.
 		twoDevices bool
 		reqs       []req
@@ -108,11 +109,20 @@ func TestQueue(t *testing.T) {
 			wantDone: []float64{10}, wantAhead: []int{0}},
 		{name: "fsync behind a syncfs", reqs: []req{{at: 0, sync: true, bytes: 100 * mib}, {at: 1, fs: 1, bytes: 0}},
 			wantDone: []float64{10, 10}, wantAhead: []int{0, 1}},
-		{name: "three syncs queue", reqs: []req{
+		{name: "syncfs works queue, an fsync waits only for the one in flight", reqs: []req{
 			{at: 0, sync: true, bytes: 100 * mib}, {at: 2, sync: true, bytes: 50 * mib}, {at: 3, fs: 1, bytes: 10 * mib}},
-			wantDone: []float64{10, 15, 16}, wantAhead: []int{0, 1, 2}},
+			wantDone: []float64{10, 15, 11}, wantAhead: []int{0, 1, 1}},
+		{name: "an fsync during the second work waits for it", reqs: []req{
+			{at: 0, sync: true, bytes: 100 * mib}, {at: 2, sync: true, bytes: 50 * mib}, {at: 12, fs: 1, bytes: 0}},
+			wantDone: []float64{10, 15, 15}, wantAhead: []int{0, 1, 1}},
+		{name: "a syncfs waits for the fsyncs before it", reqs: []req{
+			{at: 0, fs: 1, bytes: 10 * mib}, {at: 0, sync: true, bytes: 10 * mib}},
+			wantDone: []float64{1, 2}, wantAhead: []int{0, 1}},
 		{name: "done requests are not ahead", reqs: []req{{at: 0, sync: true, bytes: 10 * mib}, {at: 5, sync: true, bytes: 10 * mib}},
 			wantDone: []float64{1, 6}, wantAhead: []int{0, 0}},
+		{name: "an fsync waits for a queue's worth of the writeback in flight", queue: 20 * mib, reqs: []req{
+			{at: 0, sync: true, bytes: 100 * mib}, {at: 1, fs: 1, bytes: 0}, {at: 9, fs: 1, bytes: 0}},
+			wantDone: []float64{10, 3, 10}, wantAhead: []int{0, 1, 1}},
 		{name: "latency per sync", latency: 500 * time.Millisecond, reqs: []req{{at: 0, fs: 1}, {at: 0, fs: 1}, {at: 0, fs: 1}},
 			wantDone: []float64{0.5, 1, 1.5}, wantAhead: []int{0, 1, 2}},
 		{name: "split devices do not queue on each other", twoDevices: true, reqs: []req{
@@ -121,7 +131,7 @@ func TestQueue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			vdb, err := NewDevice(DeviceConfig{Name: "vdb", Throughput: 10 * mib, SyncLatency: tc.latency})
+			vdb, err := NewDevice(DeviceConfig{Name: "vdb", Throughput: 10 * mib, SyncLatency: tc.latency, Queue: tc.queue})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,11 +169,13 @@ func TestIOString(t *testing.T) {
 	_ = fs.Fsync(t0, 4096, "fsync")
 	_ = fs.Fsync(t0, 4096, "fsync")
 	got := fs.Syncfs(t0, "syncfs of /var/lib/containerd overlay").String()
+	// Once the fsyncs are done, the syncfs is in flight.
+	t0 := t0.Add(time.Second)
 	if want := "syncfs of /var/lib/containerd overlay: 1.0 GiB dirty node-wide on vdb, 2 syncs queued ahead"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 	got = fs.Fsync(t0, 4096, "fsync of the status checkpoint of 40585f73").String()
-	if want := "fsync of the status checkpoint of 40585f73: 4.0 KiB on vdb, 3 syncs queued ahead (the biggest: syncfs of /var/lib/containerd overlay, 1.0 GiB)"; got != want {
+	if want := "fsync of the status checkpoint of 40585f73: 4.0 KiB on vdb, 1 sync queued ahead (behind syncfs of /var/lib/containerd overlay, 1.0 GiB)"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
