@@ -44,6 +44,14 @@ type DriverConfig struct {
 	CPUSet string
 	// SerializeImagePulls is kubelet's serializeImagePulls.
 	SerializeImagePulls bool
+	// Kubelet is the kubelet version played: Kubelet119 (the default) or
+	// Kubelet136 (see kubelet136.go for what differs).
+	Kubelet string
+	// OnDemandRelist is 1.36's PLEGOnDemandRelist feature gate (beta):
+	// per-pod relists after SyncPod, on the global relist's goroutine.
+	OnDemandRelist bool
+	// CPUs is the node's CPU count for 1.36's static CPU manager.
+	CPUs int
 	// PLEGMetrics, if set, records kubelet's PLEG metrics
 	// (kubelet_pleg_relist_duration_seconds, _relist_interval_seconds,
 	// _last_seen_seconds) in the registry it was made with.
@@ -62,6 +70,12 @@ func (c DriverConfig) withDefaults() DriverConfig {
 	}
 	if c.CPUSet == "" {
 		c.CPUSet = "0-1"
+	}
+	if c.Kubelet == "" {
+		c.Kubelet = Kubelet119
+	}
+	if c.CPUs == 0 {
+		c.CPUs = DefaultCPUs
 	}
 	return c
 }
@@ -109,6 +123,9 @@ type Driver struct {
 
 	// pullMu is the serial image puller's queue.
 	pullMu sync.Mutex
+
+	// k136 is kubelet 1.36's state; nil when playing 1.19.
+	k136 *kubelet136
 }
 
 // kubeContainer is a container or sandbox as GetPods reports it.
@@ -169,12 +186,16 @@ func sandboxPLEGState(s runtime.PodSandboxState) plegState {
 // NewDriver returns a driver talking CRI over conn.
 func NewDriver(conn grpc.ClientConnInterface, clk clock.Clock, log *logrus.Entry, cfg DriverConfig, hooks Hooks) *Driver {
 	cfg = cfg.withDefaults()
-	return &Driver{
+	d := &Driver{
 		cfg: cfg, clock: clk, log: log, hooks: hooks,
 		rt: runtime.NewRuntimeServiceClient(conn), img: runtime.NewImageServiceClient(conn),
 		rec:     newRecorder(clk, cfg.RelistThreshold),
 		records: map[string]*podRecord{}, reinspect: map[string]*kubePod{}, cache: map[string]*podStatus{},
 	}
+	if cfg.Kubelet == Kubelet136 {
+		d.k136 = newKubelet136()
+	}
+	return d
 }
 
 // Run relists, checks health and (if configured) reconciles CPUs until ctx
@@ -190,10 +211,20 @@ func (d *Driver) Run(ctx context.Context) {
 			until(ctx, d.clock, period, f)
 		}()
 	}
-	loop(d.cfg.RelistPeriod, d.relist)
+	if d.k136 != nil && d.cfg.OnDemandRelist {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.plegWorker(ctx)
+		}()
+	} else {
+		loop(d.cfg.RelistPeriod, d.relist)
+	}
 	loop(d.cfg.RelistPeriod, d.checkHealth)
 	if d.cfg.CPUManagerPeriod > 0 {
-		if d.cfg.CPUManagerTicker {
+		if d.k136 != nil {
+			loop(d.cfg.CPUManagerPeriod, d.reconcileCPUs136)
+		} else if d.cfg.CPUManagerTicker {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -321,6 +352,21 @@ func (d *Driver) relist(ctx context.Context) {
 	// kubelet ranges over a map; a stable order makes runs repeatable.
 	sort.Strings(changed)
 	res.Changed = len(changed)
+	if d.k136 != nil {
+		// 1.36: every record reconciled once, changed or to reinspect.
+		d.k136.relistMu.Lock()
+		d.k136.relistTime = timestamp
+		d.k136.relistMu.Unlock()
+		uids := make([]string, 0, len(d.records))
+		for uid := range d.records {
+			uids = append(uids, uid)
+		}
+		sort.Strings(uids)
+		for _, uid := range uids {
+			d.reconcile136(ctx, uid, &res)
+		}
+		return
+	}
 
 	needsReinspection := map[string]*kubePod{}
 	inspect := func(uid string, pod *kubePod) bool {
@@ -512,19 +558,7 @@ func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, er
 // for every container the pod cache says is running, in turn, an
 // UpdateContainerResources with the runtime request timeout.
 func (d *Driver) reconcileCPUs(ctx context.Context) {
-	d.cacheMu.Lock()
-	pods := make([]*podStatus, 0, len(d.cache))
-	for _, p := range d.cache {
-		pods = append(pods, p)
-	}
-	d.cacheMu.Unlock()
-	sort.Slice(pods, func(i, j int) bool {
-		if pods[i].namespace != pods[j].namespace {
-			return pods[i].namespace < pods[j].namespace
-		}
-		return pods[i].name < pods[j].name
-	})
-	for _, p := range pods {
+	for _, p := range d.cachedPods() {
 		for _, c := range p.containers {
 			if ctx.Err() != nil {
 				return

@@ -482,7 +482,7 @@ func preload(ctx context.Context, conn grpc.ClientConnInterface, clk clock.Clock
 // created later computes it just before CreateContainer (t0 is zero for
 // the former).
 func podSpec(pp podPlan, t0 time.Time) PodSpec {
-	ps := PodSpec{Name: pp.name, Namespace: pp.namespace, UID: pp.uid, Labels: pp.labels, Annotations: pp.annotations}
+	ps := PodSpec{Name: pp.name, Namespace: pp.namespace, UID: pp.uid, Labels: pp.labels, Annotations: pp.annotations, ExclusiveCPUs: pp.exclusive}
 	for _, c := range pp.containers {
 		cs := ContainerSpec{Name: c.name, Image: c.image, Labels: c.labels, Annotations: c.annotations}
 		if c.exitAt > 0 {
