@@ -133,6 +133,9 @@ func (f *fakeCRI) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.updates = append(f.updates, r)
+	if f.stuck[r.ContainerId] {
+		return nil, status.Error(codes.Unknown, "failed to update resources: runc update failed")
+	}
 	return &runtime.UpdateContainerResourcesResponse{}, nil
 }
 

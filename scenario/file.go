@@ -199,7 +199,7 @@ type Variant struct {
 	// Kubelet and OnDemandRelist override the driver's.
 	Kubelet        string `toml:"kubelet"`
 	OnDemandRelist *bool  `toml:"on_demand_relist"`
-	Expect   Expect         `toml:"expect"`
+	Expect         Expect `toml:"expect"`
 }
 
 // Expect is what a variant must show; unset fields are not checked.
@@ -631,7 +631,7 @@ func (d DriverSection) config() DriverConfig {
 		SerializeImagePulls: d.SerializeImagePulls == nil || *d.SerializeImagePulls,
 		CPUManagerTicker:    d.CPUManagerSchedule == scheduleTicker,
 		Kubelet:             d.Kubelet, CPUs: d.CPUs,
-		OnDemandRelist:      d.Kubelet == Kubelet136 && (d.OnDemandRelist == nil || *d.OnDemandRelist),
+		OnDemandRelist: d.Kubelet == Kubelet136 && (d.OnDemandRelist == nil || *d.OnDemandRelist),
 	}
 	if c.CPUManagerPeriod == 0 {
 		c.CPUManagerPeriod = DefaultCPUManagerPeriod
