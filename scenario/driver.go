@@ -52,6 +52,11 @@ type DriverConfig struct {
 	OnDemandRelist bool
 	// CPUs is the node's CPU count for 1.36's static CPU manager.
 	CPUs int
+	// StopCompletedPods makes pod workers stop the sandbox of a pod whose
+	// containers have all exited (StopPodSandbox), as kubelet does for
+	// restartPolicy Never pods. Off by default: the calibrated incident
+	// scenarios were written without it.
+	StopCompletedPods bool
 	// PLEGMetrics, if set, records kubelet's PLEG metrics
 	// (kubelet_pleg_relist_duration_seconds, _relist_interval_seconds,
 	// _last_seen_seconds) in the registry it was made with.
@@ -126,6 +131,12 @@ type Driver struct {
 
 	// k136 is kubelet 1.36's state; nil when playing 1.19.
 	k136 *kubelet136
+
+	// killing are the pods a pod worker is stopping (podkiller.go);
+	// workers are those pod workers' goroutines.
+	killMu  sync.Mutex
+	killing map[string]bool
+	workers sync.WaitGroup
 }
 
 // kubeContainer is a container or sandbox as GetPods reports it.
@@ -191,6 +202,7 @@ func NewDriver(conn grpc.ClientConnInterface, clk clock.Clock, log *logrus.Entry
 		rt: runtime.NewRuntimeServiceClient(conn), img: runtime.NewImageServiceClient(conn),
 		rec:     newRecorder(clk, cfg.RelistThreshold),
 		records: map[string]*podRecord{}, reinspect: map[string]*kubePod{}, cache: map[string]*podStatus{},
+		killing: map[string]bool{},
 	}
 	if cfg.Kubelet == Kubelet136 {
 		d.k136 = newKubelet136()
@@ -235,6 +247,7 @@ func (d *Driver) Run(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	d.workers.Wait()
 }
 
 // until is wait.Until: f, then a pause of period after it returns, so
@@ -493,6 +506,7 @@ func (d *Driver) updateCache(ctx context.Context, uid string, pod *kubePod) erro
 	d.cacheMu.Lock()
 	d.cache[uid] = st
 	d.cacheMu.Unlock()
+	d.maybeKillPod(ctx, pod, st)
 	return nil
 }
 

@@ -35,6 +35,7 @@ type fakeCRI struct {
 	listDelay  time.Duration   // before the unfiltered ListContainers answers
 	statusOf   map[string]int  // ContainerStatus calls by container id
 	updates    []*runtime.UpdateContainerResourcesRequest
+	stopped    []string // StopPodSandbox calls
 }
 
 func (f *fakeCRI) addPod(name string, containers map[string]runtime.ContainerState) {
@@ -137,6 +138,13 @@ func (f *fakeCRI) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 		return nil, status.Error(codes.Unknown, "failed to update resources: runc update failed")
 	}
 	return &runtime.UpdateContainerResourcesResponse{}, nil
+}
+
+func (f *fakeCRI) StopPodSandbox(ctx context.Context, r *runtime.StopPodSandboxRequest) (*runtime.StopPodSandboxResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = append(f.stopped, r.PodSandboxId)
+	return &runtime.StopPodSandboxResponse{}, nil
 }
 
 func (f *fakeCRI) statusCalls(id string) int {

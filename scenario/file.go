@@ -125,6 +125,9 @@ type DriverSection struct {
 	// CPUs is the node's CPU count for 1.36's static CPU manager
 	// (default 8).
 	CPUs int `toml:"cpus"`
+	// StopCompletedPods: pod workers stop the sandbox of a pod whose
+	// containers have all exited (default false).
+	StopCompletedPods bool `toml:"stop_completed_pods"`
 }
 
 // Pod is a group of identical pods.
@@ -630,7 +633,7 @@ func (d DriverSection) config() DriverConfig {
 		RuntimeRequestTimeout: d.RuntimeRequestTimeout.D(), CPUManagerPeriod: d.CPUManagerPeriod.D(),
 		SerializeImagePulls: d.SerializeImagePulls == nil || *d.SerializeImagePulls,
 		CPUManagerTicker:    d.CPUManagerSchedule == scheduleTicker,
-		Kubelet:             d.Kubelet, CPUs: d.CPUs,
+		Kubelet:             d.Kubelet, CPUs: d.CPUs, StopCompletedPods: d.StopCompletedPods,
 		OnDemandRelist: d.Kubelet == Kubelet136 && (d.OnDemandRelist == nil || *d.OnDemandRelist),
 	}
 	if c.CPUManagerPeriod == 0 {

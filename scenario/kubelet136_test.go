@@ -119,3 +119,23 @@ func TestCPUList(t *testing.T) {
 		}
 	}
 }
+
+// TestCompletedPodsAreStopped: with StopCompletedPods, the pod worker of a
+// pod whose containers have all exited stops its sandbox, once; a pod with
+// a running container is left alone.
+func TestCompletedPodsAreStopped(t *testing.T) {
+	fake, d, _ := startFake(t, DriverConfig{RuntimeRequestTimeout: time.Second, StopCompletedPods: true}, Hooks{})
+	fake.addPod("done", map[string]runtime.ContainerState{"a": exited, "b": exited})
+	fake.addPod("half", map[string]runtime.ContainerState{"a": exited, "b": running})
+	ctx := context.Background()
+	d.relist(ctx)
+	d.workers.Wait()
+	// The next inspection of the pod finds it being stopped: no second call.
+	d.updateCache(ctx, "uid-done", d.records["uid-done"].old)
+	d.workers.Wait()
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if got := strings.Join(fake.stopped, ","); got != "sb-done" {
+		t.Errorf("StopPodSandbox calls = %q, want sb-done once", got)
+	}
+}
