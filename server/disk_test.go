@@ -85,10 +85,24 @@ func TestNodeDisk(t *testing.T) {
 				})
 			}()
 			if tc.slowFsync {
-				// A list waits on the healthy container's status lock, and
-				// blame says the holder waits on the disk, behind what.
-				go ts.rt.ListContainers(ts.ctx(10*time.Minute), &runtime.ListContainersRequest{})
+				// Once the update holds the healthy container's status lock
+				// across its fsync, a list waits on it, and blame says the
+				// holder waits on the disk, behind what.
 				want := "fsync of meta.db (UpdateContainer): 16.0 KiB on vdb, 1 sync queued ahead (behind syncfs of /var/lib/containerd overlay, 1.2 GiB)"
+				held := false
+				for deadline := time.Now().Add(10 * time.Second); !held && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+					var rep BlameReport
+					ts.adminGet("/v1/blame", &rep)
+					for _, l := range rep.Locks {
+						for _, h := range l.Holders {
+							held = held || strings.Contains(l.Lock, "status lock of container "+healthy[:8]) && h.Detail == want
+						}
+					}
+				}
+				if !held {
+					t.Errorf("blame never showed UpdateContainerResources holding the status lock with detail %q", want)
+				}
+				go ts.rt.ListContainers(ts.ctx(10*time.Minute), &runtime.ListContainersRequest{})
 				var chains []string
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 					var rep BlameReport
