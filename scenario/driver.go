@@ -444,24 +444,36 @@ func podChanged(old, cur *kubePod) bool {
 	return false
 }
 
+// listSandboxes is one ListPodSandbox with the runtime request timeout.
+func (d *Driver) listSandboxes(ctx context.Context, f *runtime.PodSandboxFilter) ([]*runtime.PodSandbox, error) {
+	var items []*runtime.PodSandbox
+	err := d.call(ctx, "ListPodSandbox", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
+		resp, err := d.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{Filter: f})
+		items = resp.GetItems()
+		return err
+	})
+	return items, err
+}
+
+// listContainers is one ListContainers with the runtime request timeout.
+func (d *Driver) listContainers(ctx context.Context, f *runtime.ContainerFilter) ([]*runtime.Container, error) {
+	var items []*runtime.Container
+	err := d.call(ctx, "ListContainers", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
+		resp, err := d.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: f})
+		items = resp.GetContainers()
+		return err
+	})
+	return items, err
+}
+
 // getPods is kuberuntime's GetPods(all=true): every sandbox and every
 // container, grouped by the kubelet pod uid label.
 func (d *Driver) getPods(ctx context.Context) (map[string]*kubePod, error) {
-	var sandboxes []*runtime.PodSandbox
-	err := d.call(ctx, "ListPodSandbox", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
-		sandboxes = resp.GetItems()
-		return err
-	})
+	sandboxes, err := d.listSandboxes(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	var containers []*runtime.Container
-	err = d.call(ctx, "ListContainers", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{}})
-		containers = resp.GetContainers()
-		return err
-	})
+	containers, err := d.listContainers(ctx, &runtime.ContainerFilter{})
 	if err != nil {
 		return nil, err
 	}
@@ -516,12 +528,7 @@ func (d *Driver) updateCache(ctx context.Context, uid string, pod *kubePod) erro
 // went away between the list and the status and is skipped.
 func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, error) {
 	selector := map[string]string{labelPodUID: pod.uid}
-	var sandboxes []*runtime.PodSandbox
-	err := d.call(ctx, "ListPodSandbox", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{Filter: &runtime.PodSandboxFilter{LabelSelector: selector}})
-		sandboxes = resp.GetItems()
-		return err
-	})
+	sandboxes, err := d.listSandboxes(ctx, &runtime.PodSandboxFilter{LabelSelector: selector})
 	if err != nil {
 		return nil, err
 	}
@@ -536,12 +543,7 @@ func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, er
 			return nil, err
 		}
 	}
-	var containers []*runtime.Container
-	err = d.call(ctx, "ListContainers", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{LabelSelector: selector}})
-		containers = resp.GetContainers()
-		return err
-	})
+	containers, err := d.listContainers(ctx, &runtime.ContainerFilter{LabelSelector: selector})
 	if err != nil {
 		return nil, err
 	}

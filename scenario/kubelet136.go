@@ -163,21 +163,11 @@ func (d *Driver) relistPod(ctx context.Context, uid string) {
 // its uid label.
 func (d *Driver) getPod(ctx context.Context, uid string) (*kubePod, error) {
 	selector := map[string]string{labelPodUID: uid}
-	var sandboxes []*runtime.PodSandbox
-	err := d.call(ctx, "ListPodSandbox", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{Filter: &runtime.PodSandboxFilter{LabelSelector: selector}})
-		sandboxes = resp.GetItems()
-		return err
-	})
+	sandboxes, err := d.listSandboxes(ctx, &runtime.PodSandboxFilter{LabelSelector: selector})
 	if err != nil {
 		return nil, err
 	}
-	var containers []*runtime.Container
-	err = d.call(ctx, "ListContainers", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{LabelSelector: selector}})
-		containers = resp.GetContainers()
-		return err
-	})
+	containers, err := d.listContainers(ctx, &runtime.ContainerFilter{LabelSelector: selector})
 	if err != nil {
 		return nil, err
 	}
