@@ -55,7 +55,8 @@ type ServiceConfig struct {
 	Log       *logrus.Entry
 	// OnShutdown is called when Shutdown finds no containers left.
 	OnShutdown func()
-	// Faults fire at the shim's points; Toggles carry shim_update_nowait.
+	// Faults fire at the shim's points; Toggles carry shim_update_nowait
+	// and split_disk (where a new container's upper dir goes).
 	Faults  *faults.Injector
 	Toggles *faults.Toggles
 	// Target describes a container for fault selectors; without it (a
