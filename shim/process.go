@@ -248,20 +248,20 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	}
 	start := p.clock.Now()
 	// The disk model says what the unmount's syncfs waits for.
-	sync := p.rootfs.syncfs(start)
+	wb := p.rootfs.syncfs(start)
 	if tok != nil {
 		if p.rootfs.Volatile() {
 			tok.Detail("unmounting rootfs (volatile: nothing to sync)")
-		} else if sync.Private || sync.Device == "" {
+		} else if wb.Private || wb.Device == "" {
 			// A disk of its own: only its own pages, nothing ahead.
-			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(sync.Bytes)))
+			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(wb.Bytes)))
 		} else {
-			tok.Detail("unmounting rootfs without volatile, " + sync.String())
+			tok.Detail("unmounting rootfs without volatile, " + wb.String())
 		}
 	}
-	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": sync.Bytes, "queued_ahead": sync.Ahead, "volatile": p.rootfs.Volatile()})
+	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": wb.Bytes, "queued_ahead": wb.Ahead, "volatile": p.rootfs.Volatile()})
 	logger.Debug("unmounting rootfs")
-	_ = sync.Wait(lifetime, p.clock)
+	_ = wb.Wait(lifetime, p.clock)
 	// umount2 itself: where the field's strace delay was injected.
 	var umountErr error
 	if p.fire != nil {

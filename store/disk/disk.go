@@ -8,7 +8,8 @@
 //     byte of the whole filesystem is written back, not just the dying
 //     container's, after whatever the device already has queued;
 //   - fsync of one small file (a status checkpoint, a bbolt commit): its
-//     few bytes, after whatever the device already has queued.
+//     few bytes, after the fsyncs before it and behind the writeback in
+//     flight on the device (up to the device's queue of it).
 //
 // Every sync takes the device's per-sync latency plus bytes / throughput.
 // syncfs works run one after another, as the flusher's FIFO work list runs
