@@ -574,20 +574,32 @@ func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, er
 // for every container the pod cache says is running, in turn, an
 // UpdateContainerResources with the runtime request timeout.
 func (d *Driver) reconcileCPUs(ctx context.Context) {
+	d.eachRunning(ctx, func(_ *podStatus, c containerStatus) {
+		_ = d.updateCPUSet(ctx, c.id, d.cfg.CPUSet)
+	})
+}
+
+// eachRunning calls f for every container the pod cache says is running,
+// pod after pod, until ctx ends.
+func (d *Driver) eachRunning(ctx context.Context, f func(p *podStatus, c containerStatus)) {
 	for _, p := range d.cachedPods() {
 		for _, c := range p.containers {
 			if ctx.Err() != nil {
 				return
 			}
-			if c.state != runtime.ContainerState_CONTAINER_RUNNING {
-				continue
+			if c.state == runtime.ContainerState_CONTAINER_RUNNING {
+				f(p, c)
 			}
-			_ = d.call(ctx, "UpdateContainerResources", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-				_, err := d.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{
-					ContainerId: c.id, Linux: &runtime.LinuxContainerResources{CpusetCpus: d.cfg.CPUSet},
-				})
-				return err
-			})
 		}
 	}
+}
+
+// updateCPUSet is the CPU manager's UpdateContainerResources{CpusetCpus}.
+func (d *Driver) updateCPUSet(ctx context.Context, id, cpuset string) error {
+	return d.call(ctx, "UpdateContainerResources", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
+		_, err := d.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{
+			ContainerId: id, Linux: &runtime.LinuxContainerResources{CpusetCpus: cpuset},
+		})
+		return err
+	})
 }

@@ -268,29 +268,15 @@ func cpuList(cpus []int) string {
 // wanted cpuset differs from the last one applied; a failure leaves
 // lastUpdateState alone, so the next round retries it.
 func (d *Driver) reconcileCPUs136(ctx context.Context) {
-	for _, p := range d.cachedPods() {
-		for _, c := range p.containers {
-			if ctx.Err() != nil {
-				return
-			}
-			if c.state != runtime.ContainerState_CONTAINER_RUNNING {
-				continue
-			}
-			want := d.wantedCPUSet(p.uid)
-			if d.last(p.uid, c.name) == want {
-				continue
-			}
-			err := d.call(ctx, "UpdateContainerResources", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-				_, err := d.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{
-					ContainerId: c.id, Linux: &runtime.LinuxContainerResources{CpusetCpus: want},
-				})
-				return err
-			})
-			if err == nil {
-				d.setLast(p.uid, c.name, want)
-			}
+	d.eachRunning(ctx, func(p *podStatus, c containerStatus) {
+		want := d.wantedCPUSet(p.uid)
+		if d.last(p.uid, c.name) == want {
+			return
 		}
-	}
+		if d.updateCPUSet(ctx, c.id, want) == nil {
+			d.setLast(p.uid, c.name, want)
+		}
+	})
 }
 
 // cachedPods is the pod cache, in a stable order.
