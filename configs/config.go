@@ -147,7 +147,49 @@ type FakeConfig struct {
 	// containers cost ...") are written at debug level for calls at least
 	// this slow, so a healthy run is quiet.
 	TimingLogThreshold Duration `toml:"timing_log_threshold" json:"timing_log_threshold"`
+	// Disk is the node's disk layout; without devices every container
+	// rootfs has a disk of its own (the per-container layout).
+	Disk DiskConfig `toml:"disk" json:"disk"`
 }
+
+// DiskConfig is the [plugins."io.fakecontainerd.v1".disk] table: the
+// node's block devices, which of containerd's directories live on which,
+// and noisy neighbours writing to them (store/disk models them).
+type DiskConfig struct {
+	// RootMount names containerd's root as the node mounts it, in blame
+	// and logs.
+	RootMount string `toml:"root_mount" json:"root_mount"`
+	// RootDevice holds containerd's root (meta.db, status checkpoints);
+	// RootfsDevice the overlay snapshotter's directory ("" = RootDevice:
+	// one filesystem); SplitDevice is where the split_disk fix moves the
+	// snapshotter's directory.
+	RootDevice   string `toml:"root_device" json:"root_device"`
+	RootfsDevice string `toml:"rootfs_device" json:"rootfs_device"`
+	SplitDevice  string `toml:"split_device" json:"split_device"`
+	// Devices are the node's block devices.
+	Devices []DiskDeviceConfig `toml:"devices" json:"devices"`
+	// Writers are noisy neighbours.
+	Writers []DiskWriterConfig `toml:"writers" json:"writers"`
+}
+
+// DiskDeviceConfig is one [[...disk.devices]] entry.
+type DiskDeviceConfig struct {
+	Name        string   `toml:"name" json:"name"`
+	Throughput  ByteSize `toml:"throughput" json:"throughput"`
+	SyncLatency Duration `toml:"sync_latency" json:"sync_latency"`
+	Queue       ByteSize `toml:"queue" json:"queue"`
+}
+
+// DiskWriterConfig is one [[...disk.writers]] entry: something that is no
+// container of ours dirtying a device's filesystem at a steady rate.
+type DiskWriterConfig struct {
+	Name   string   `toml:"name" json:"name"`
+	Device string   `toml:"device" json:"device"`
+	Rate   ByteSize `toml:"rate" json:"rate"`
+}
+
+// Shared reports whether the config declares a node layout.
+func (d DiskConfig) Shared() bool { return len(d.Devices) > 0 }
 
 // FaultConfig is one [[plugins."io.fakecontainerd.v1".faults]] entry.
 type FaultConfig struct {

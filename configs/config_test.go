@@ -51,6 +51,7 @@ func wantDefault() *Config {
 				StopGrace:          0,
 				LockTracking:       true,
 				TimingLogThreshold: Duration(100 * time.Millisecond),
+				Disk:               DiskConfig{RootMount: "/var/lib/containerd", Devices: []DiskDeviceConfig{}, Writers: []DiskWriterConfig{}},
 			},
 		},
 	}
@@ -442,6 +443,22 @@ func TestValidateOverrides(t *testing.T) {
 		{"metrics v6 any", func(c *Config) { c.Metrics.Address = "[::]:1338" }, "metrics.address"},
 		{"metrics tcp url", func(c *Config) { c.Metrics.Address = "tcp://127.0.0.1:1338" }, "metrics.address"},
 		{"no runtimes", func(c *Config) { c.Plugins.CRI.Containerd.Runtimes = nil }, "default_runtime_name"},
+		{"disk one device", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk() }, ""},
+		{"disk split", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk(); c.Plugins.Fake.Disk.SplitDevice = "vdc" }, ""},
+		{"disk no root device", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk(); c.Plugins.Fake.Disk.RootDevice = "" }, "disk.root_device"},
+		{"disk unknown rootfs device", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk(); c.Plugins.Fake.Disk.RootfsDevice = "sda" }, "disk.rootfs_device"},
+		{"disk split on root", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk(); c.Plugins.Fake.Disk.SplitDevice = "vdb" }, "disk.split_device"},
+		{"disk device without layout", func(c *Config) { c.Plugins.Fake.Disk.RootDevice = "vdb" }, "disk.root_device"},
+		{"disk zero throughput", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk(); c.Plugins.Fake.Disk.Devices[0].Throughput = 0 }, "disk.devices[0].throughput"},
+		{"disk device twice", func(c *Config) {
+			c.Plugins.Fake.Disk = nodeDisk()
+			c.Plugins.Fake.Disk.Devices[1].Name = "vdb"
+		}, "disk.devices[1].name"},
+		{"disk writer nowhere", func(c *Config) {
+			c.Plugins.Fake.Disk = nodeDisk()
+			c.Plugins.Fake.Disk.Writers = []DiskWriterConfig{{Name: "x", Device: "sdz", Rate: 1}}
+		}, "disk.writers[0].device"},
+		{"disk process shims", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk(); c.Plugins.Fake.ShimMode = ShimModeProcess }, "disk.devices"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -462,6 +479,12 @@ func TestValidateOverrides(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nodeDisk is a valid two-device layout.
+func nodeDisk() DiskConfig {
+	return DiskConfig{RootMount: "/var/lib/containerd", RootDevice: "vdb",
+		Devices: []DiskDeviceConfig{{Name: "vdb", Throughput: 100 << 20}, {Name: "vdc", Throughput: 100 << 20}}}
 }
 
 func TestVolatile(t *testing.T) {

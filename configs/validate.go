@@ -110,6 +110,7 @@ func (c *Config) validate() []error {
 	if f.DiskThroughput <= 0 {
 		add(fakeKey+".disk_throughput", "must be > 0, got %d", f.DiskThroughput.Bytes())
 	}
+	validateDisk(f, add)
 	addErr(fakeKey+".pod_cidr", checkPodCIDR(f.PodCIDR))
 	// A line written into a CRI log file must be one line, or the
 	// continuation would be parsed as a malformed log entry.
@@ -244,4 +245,60 @@ func checkPodCIDR(cidr string) error {
 		return fmt.Errorf("%q is too small: the prefix length must be <= 24 (at least a /24)", cidr)
 	}
 	return nil
+}
+
+// validateDisk checks the node's disk layout: names that resolve, sizes
+// that divide.
+func validateDisk(f FakeConfig, add func(field, format string, args ...any)) {
+	d, key := f.Disk, fakeKey+".disk"
+	devices := map[string]bool{}
+	for i, dev := range d.Devices {
+		field := fmt.Sprintf("%s.devices[%d]", key, i)
+		switch {
+		case dev.Name == "":
+			add(field+".name", "must be set")
+		case devices[dev.Name]:
+			add(field+".name", "device %q declared twice", dev.Name)
+		}
+		devices[dev.Name] = true
+		if dev.Throughput <= 0 {
+			add(field+".throughput", "must be > 0, got %d", dev.Throughput.Bytes())
+		}
+		if dev.Queue < 0 {
+			add(field+".queue", "must not be negative, got %d", dev.Queue.Bytes())
+		}
+		if dev.SyncLatency < 0 || dev.SyncLatency.Never() {
+			add(field+".sync_latency", "must be a non-negative duration, got %s", dev.SyncLatency)
+		}
+	}
+	names := func(field, dev string, required bool) {
+		switch {
+		case dev == "" && required && len(d.Devices) > 0:
+			add(key+"."+field, "must name a device when devices are declared")
+		case dev != "" && len(d.Devices) == 0:
+			add(key+"."+field, "names device %q but no devices are declared", dev)
+		case dev != "" && !devices[dev]:
+			add(key+"."+field, "no device %q declared", dev)
+		}
+	}
+	names("root_device", d.RootDevice, true)
+	names("rootfs_device", d.RootfsDevice, false)
+	names("split_device", d.SplitDevice, false)
+	if d.SplitDevice != "" && d.SplitDevice == d.RootDevice {
+		add(key+".split_device", "%q holds containerd's root; split_disk needs a device of its own", d.SplitDevice)
+	}
+	for i, w := range d.Writers {
+		field := fmt.Sprintf("%s.writers[%d]", key, i)
+		if w.Device == "" {
+			add(field+".device", "must be set")
+		} else {
+			names(fmt.Sprintf("writers[%d].device", i), w.Device, false)
+		}
+		if w.Rate < 0 {
+			add(field+".rate", "must not be negative, got %d", w.Rate.Bytes())
+		}
+	}
+	if d.Shared() && f.ShimMode == ShimModeProcess {
+		add(key+".devices", "need shim_mode %q: a process-mode shim is another process and cannot share the node's page cache", ShimModeInProcess)
+	}
 }

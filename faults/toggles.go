@@ -37,10 +37,18 @@ const (
 	// filtering, so a pod's filtered list waits on any other pod's
 	// container whose status write lock is held.
 	FixListIndex Fix = "list_index"
+	// FixSplitDisk puts new containers' rootfs upper dirs (the overlay
+	// snapshotter's directory) on a device of their own, apart from
+	// containerd's root (meta.db, status checkpoints): the field's earlier
+	// "split the disk" fix. It changes only a node disk layout with a
+	// split device; status and bbolt fsyncs then no longer queue behind
+	// rootfs writeback, but an unmount's syncfs still writes back every
+	// container's dirty pages.
+	FixSplitDisk Fix = "split_disk"
 )
 
 // allFixes fixes the order, and its length sizes Toggles.
-var allFixes = [...]Fix{FixVolatile, FixStoppingState, FixStoppingStateRefined, FixUpdateOutsideLock, FixShimUpdateNoWait, FixListIndex}
+var allFixes = [...]Fix{FixVolatile, FixStoppingState, FixStoppingStateRefined, FixUpdateOutsideLock, FixShimUpdateNoWait, FixListIndex, FixSplitDisk}
 
 // Fixes lists every fix, in a stable order.
 var Fixes = allFixes[:]
@@ -185,6 +193,12 @@ func (f Fix) Info() FixInfo {
 			Changes:  "ListContainers resolves id, sandbox and label filters through an index and reads only the matching containers' statuses",
 			Upstream: "not upstream: containerd reads every container's status before filtering",
 			Cost:     "an index kept on every create and remove; PLEG's unfiltered relist still reads every status",
+		}
+	case FixSplitDisk:
+		return FixInfo{
+			Changes:  "new containers' rootfs upper dirs go on a device of their own, so status and bbolt fsyncs on containerd's root stop waiting behind rootfs writeback",
+			Upstream: "a node layout, not a containerd change: the field's earlier fix (writable layers and containerd's root on separate disks)",
+			Cost:     "a second disk per node; an unmount still syncs every container's dirty pages on its device, so the umount stall stays",
 		}
 	}
 	return FixInfo{Changes: "unknown fix"}

@@ -13,7 +13,7 @@ import (
 )
 
 // builtinScenarios are the names scripts rely on, one per incident.
-var builtinScenarios = []string{"umount-status-lock", "imagepull-bbolt", "stuck-container-status", "runc-dbus-hang", "overload"}
+var builtinScenarios = []string{"umount-status-lock", "imagepull-bbolt", "stuck-container-status", "runc-dbus-hang", "overload", "short-task-pool", "fsync-behind-writeback", "runc-update-hang", "ondemand-relist-stuck", "cni-teardown-hang"}
 
 // testLog discards the runs' logs unless FCD_TEST_LOG names a level.
 func testLog() *logrus.Entry {

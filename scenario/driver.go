@@ -44,6 +44,19 @@ type DriverConfig struct {
 	CPUSet string
 	// SerializeImagePulls is kubelet's serializeImagePulls.
 	SerializeImagePulls bool
+	// Kubelet is the kubelet version played: Kubelet119 (the default) or
+	// Kubelet136 (see kubelet136.go for what differs).
+	Kubelet string
+	// OnDemandRelist is 1.36's PLEGOnDemandRelist feature gate (beta):
+	// per-pod relists after SyncPod, on the global relist's goroutine.
+	OnDemandRelist bool
+	// CPUs is the node's CPU count for 1.36's static CPU manager.
+	CPUs int
+	// StopCompletedPods makes pod workers stop the sandbox of a pod whose
+	// containers have all exited (StopPodSandbox), as kubelet does for
+	// restartPolicy Never pods. Off by default: the calibrated incident
+	// scenarios were written without it.
+	StopCompletedPods bool
 	// PLEGMetrics, if set, records kubelet's PLEG metrics
 	// (kubelet_pleg_relist_duration_seconds, _relist_interval_seconds,
 	// _last_seen_seconds) in the registry it was made with.
@@ -62,6 +75,12 @@ func (c DriverConfig) withDefaults() DriverConfig {
 	}
 	if c.CPUSet == "" {
 		c.CPUSet = "0-1"
+	}
+	if c.Kubelet == "" {
+		c.Kubelet = Kubelet119
+	}
+	if c.CPUs == 0 {
+		c.CPUs = DefaultCPUs
 	}
 	return c
 }
@@ -111,6 +130,15 @@ type Driver struct {
 
 	// pullMu is the serial image puller's queue.
 	pullMu sync.Mutex
+
+	// k136 is kubelet 1.36's state; nil when playing 1.19.
+	k136 *kubelet136
+
+	// killing are the pods a pod worker is stopping (podkiller.go);
+	// workers are those pod workers' goroutines.
+	killMu  sync.Mutex
+	killing map[string]bool
+	workers sync.WaitGroup
 }
 
 // kubeContainer is a container or sandbox as GetPods reports it.
@@ -171,12 +199,17 @@ func sandboxPLEGState(s runtime.PodSandboxState) plegState {
 // NewDriver returns a driver talking CRI over conn.
 func NewDriver(conn grpc.ClientConnInterface, clk clock.Clock, log *logrus.Entry, cfg DriverConfig, hooks Hooks) *Driver {
 	cfg = cfg.withDefaults()
-	return &Driver{
+	d := &Driver{
 		cfg: cfg, clock: clk, log: log, hooks: hooks,
 		rt: runtime.NewRuntimeServiceClient(conn), img: runtime.NewImageServiceClient(conn),
 		rec:     newRecorder(clk, cfg.RelistThreshold),
 		records: map[string]*podRecord{}, reinspect: map[string]*kubePod{}, cache: map[string]*podStatus{},
+		killing: map[string]bool{},
 	}
+	if cfg.Kubelet == Kubelet136 {
+		d.k136 = newKubelet136()
+	}
+	return d
 }
 
 // Run relists, checks health and (if configured) reconciles CPUs until ctx
@@ -192,10 +225,20 @@ func (d *Driver) Run(ctx context.Context) {
 			until(ctx, d.clock, period, f)
 		}()
 	}
-	loop(d.cfg.RelistPeriod, d.relist)
+	if d.k136 != nil && d.cfg.OnDemandRelist {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.plegWorker(ctx)
+		}()
+	} else {
+		loop(d.cfg.RelistPeriod, d.relist)
+	}
 	loop(d.cfg.RelistPeriod, d.checkHealth)
 	if d.cfg.CPUManagerPeriod > 0 {
-		if d.cfg.CPUManagerTicker {
+		if d.k136 != nil {
+			loop(d.cfg.CPUManagerPeriod, d.reconcileCPUs136)
+		} else if d.cfg.CPUManagerTicker {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -206,6 +249,7 @@ func (d *Driver) Run(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	d.workers.Wait()
 }
 
 // until is wait.Until: f, then a pause of period after it returns, so
@@ -323,6 +367,21 @@ func (d *Driver) relist(ctx context.Context) {
 	// kubelet ranges over a map; a stable order makes runs repeatable.
 	sort.Strings(changed)
 	res.Changed = len(changed)
+	if d.k136 != nil {
+		// 1.36: every record reconciled once, changed or to reinspect.
+		d.k136.relistMu.Lock()
+		d.k136.relistTime = timestamp
+		d.k136.relistMu.Unlock()
+		uids := make([]string, 0, len(d.records))
+		for uid := range d.records {
+			uids = append(uids, uid)
+		}
+		sort.Strings(uids)
+		for _, uid := range uids {
+			d.reconcile136(ctx, uid, &res)
+		}
+		return
+	}
 
 	needsReinspection := map[string]*kubePod{}
 	inspect := func(uid string, pod *kubePod) bool {
@@ -387,24 +446,36 @@ func podChanged(old, cur *kubePod) bool {
 	return false
 }
 
+// listSandboxes is one ListPodSandbox with the runtime request timeout.
+func (d *Driver) listSandboxes(ctx context.Context, f *runtime.PodSandboxFilter) ([]*runtime.PodSandbox, error) {
+	var items []*runtime.PodSandbox
+	err := d.call(ctx, "ListPodSandbox", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
+		resp, err := d.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{Filter: f})
+		items = resp.GetItems()
+		return err
+	})
+	return items, err
+}
+
+// listContainers is one ListContainers with the runtime request timeout.
+func (d *Driver) listContainers(ctx context.Context, f *runtime.ContainerFilter) ([]*runtime.Container, error) {
+	var items []*runtime.Container
+	err := d.call(ctx, "ListContainers", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
+		resp, err := d.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: f})
+		items = resp.GetContainers()
+		return err
+	})
+	return items, err
+}
+
 // getPods is kuberuntime's GetPods(all=true): every sandbox and every
 // container, grouped by the kubelet pod uid label.
 func (d *Driver) getPods(ctx context.Context) (map[string]*kubePod, error) {
-	var sandboxes []*runtime.PodSandbox
-	err := d.call(ctx, "ListPodSandbox", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
-		sandboxes = resp.GetItems()
-		return err
-	})
+	sandboxes, err := d.listSandboxes(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	var containers []*runtime.Container
-	err = d.call(ctx, "ListContainers", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{}})
-		containers = resp.GetContainers()
-		return err
-	})
+	containers, err := d.listContainers(ctx, &runtime.ContainerFilter{})
 	if err != nil {
 		return nil, err
 	}
@@ -449,6 +520,7 @@ func (d *Driver) updateCache(ctx context.Context, uid string, pod *kubePod) erro
 	d.cacheMu.Lock()
 	d.cache[uid] = st
 	d.cacheMu.Unlock()
+	d.maybeKillPod(ctx, pod, st)
 	return nil
 }
 
@@ -458,12 +530,7 @@ func (d *Driver) updateCache(ctx context.Context, uid string, pod *kubePod) erro
 // went away between the list and the status and is skipped.
 func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, error) {
 	selector := map[string]string{labelPodUID: pod.uid}
-	var sandboxes []*runtime.PodSandbox
-	err := d.call(ctx, "ListPodSandbox", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{Filter: &runtime.PodSandboxFilter{LabelSelector: selector}})
-		sandboxes = resp.GetItems()
-		return err
-	})
+	sandboxes, err := d.listSandboxes(ctx, &runtime.PodSandboxFilter{LabelSelector: selector})
 	if err != nil {
 		return nil, err
 	}
@@ -478,12 +545,7 @@ func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, er
 			return nil, err
 		}
 	}
-	var containers []*runtime.Container
-	err = d.call(ctx, "ListContainers", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-		resp, err := d.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{LabelSelector: selector}})
-		containers = resp.GetContainers()
-		return err
-	})
+	containers, err := d.listContainers(ctx, &runtime.ContainerFilter{LabelSelector: selector})
 	if err != nil {
 		return nil, err
 	}
@@ -514,32 +576,32 @@ func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, er
 // for every container the pod cache says is running, in turn, an
 // UpdateContainerResources with the runtime request timeout.
 func (d *Driver) reconcileCPUs(ctx context.Context) {
-	d.cacheMu.Lock()
-	pods := make([]*podStatus, 0, len(d.cache))
-	for _, p := range d.cache {
-		pods = append(pods, p)
-	}
-	d.cacheMu.Unlock()
-	sort.Slice(pods, func(i, j int) bool {
-		if pods[i].namespace != pods[j].namespace {
-			return pods[i].namespace < pods[j].namespace
-		}
-		return pods[i].name < pods[j].name
+	d.eachRunning(ctx, func(_ *podStatus, c containerStatus) {
+		_ = d.updateCPUSet(ctx, c.id, d.cfg.CPUSet)
 	})
-	for _, p := range pods {
+}
+
+// eachRunning calls f for every container the pod cache says is running,
+// pod after pod, until ctx ends.
+func (d *Driver) eachRunning(ctx context.Context, f func(p *podStatus, c containerStatus)) {
+	for _, p := range d.cachedPods() {
 		for _, c := range p.containers {
 			if ctx.Err() != nil {
 				return
 			}
-			if c.state != runtime.ContainerState_CONTAINER_RUNNING {
-				continue
+			if c.state == runtime.ContainerState_CONTAINER_RUNNING {
+				f(p, c)
 			}
-			_ = d.call(ctx, "UpdateContainerResources", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-				_, err := d.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{
-					ContainerId: c.id, Linux: &runtime.LinuxContainerResources{CpusetCpus: d.cfg.CPUSet},
-				})
-				return err
-			})
 		}
 	}
+}
+
+// updateCPUSet is the CPU manager's UpdateContainerResources{CpusetCpus}.
+func (d *Driver) updateCPUSet(ctx context.Context, id, cpuset string) error {
+	return d.call(ctx, "UpdateContainerResources", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
+		_, err := d.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{
+			ContainerId: id, Linux: &runtime.LinuxContainerResources{CpusetCpus: cpuset},
+		})
+		return err
+	})
 }

@@ -36,6 +36,7 @@ type fakeCRI struct {
 	clock      clock.Clock     // the driver's: listDelay passes on it
 	statusOf   map[string]int  // ContainerStatus calls by container id
 	updates    []*runtime.UpdateContainerResourcesRequest
+	stopped    []string // StopPodSandbox calls
 }
 
 func (f *fakeCRI) addPod(name string, containers map[string]runtime.ContainerState) {
@@ -134,7 +135,17 @@ func (f *fakeCRI) UpdateContainerResources(ctx context.Context, r *runtime.Updat
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.updates = append(f.updates, r)
+	if f.stuck[r.ContainerId] {
+		return nil, status.Error(codes.Unknown, "failed to update resources: runc update failed")
+	}
 	return &runtime.UpdateContainerResourcesResponse{}, nil
+}
+
+func (f *fakeCRI) StopPodSandbox(ctx context.Context, r *runtime.StopPodSandboxRequest) (*runtime.StopPodSandboxResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = append(f.stopped, r.PodSandboxId)
+	return &runtime.StopPodSandboxResponse{}, nil
 }
 
 func (f *fakeCRI) statusCalls(id string) int {

@@ -44,6 +44,8 @@ const (
 	DefaultRuntimeRequestTimeout = 2 * time.Minute
 	// DefaultCPUManagerPeriod is cpuManagerReconcilePeriod.
 	DefaultCPUManagerPeriod = 10 * time.Second
+	// DefaultCPUs is the node's CPU count for 1.36's static CPU manager.
+	DefaultCPUs = 8
 	// DefaultTimeScale is used when neither the file nor the caller sets one.
 	DefaultTimeScale = 0.01
 )
@@ -91,6 +93,10 @@ type Server struct {
 	StopGrace       *configs.Duration `toml:"stop_grace"`
 	// MountOptions replace the overlay mount options when set.
 	MountOptions []string `toml:"mount_options"`
+	// Disk replaces the node's disk layout when set (default.toml's
+	// [plugins."io.fakecontainerd.v1".disk] table: devices, root_device,
+	// rootfs_device, split_device, writers).
+	Disk *configs.DiskConfig `toml:"disk"`
 }
 
 // DriverSection is the [driver] table; zero fields take kubelet's values.
@@ -109,6 +115,19 @@ type DriverSection struct {
 	CPUManagerSchedule string `toml:"cpu_manager_schedule"`
 	// SerializeImagePulls is kubelet's serializeImagePulls (default true).
 	SerializeImagePulls *bool `toml:"serialize_image_pulls"`
+	// Kubelet is the kubelet played: "1.19" (the default: the field's
+	// kubelet, whose CPU manager updates every running container each
+	// period) or "1.36" (the static CPU manager updates only changed
+	// cpusets; PLEGOnDemandRelist; one inspection per relist).
+	Kubelet string `toml:"kubelet"`
+	// OnDemandRelist is 1.36's PLEGOnDemandRelist gate (default on).
+	OnDemandRelist *bool `toml:"on_demand_relist"`
+	// CPUs is the node's CPU count for 1.36's static CPU manager
+	// (default 8).
+	CPUs int `toml:"cpus"`
+	// StopCompletedPods: pod workers stop the sandbox of a pod whose
+	// containers have all exited (default false).
+	StopCompletedPods bool `toml:"stop_completed_pods"`
 }
 
 // Pod is a group of identical pods.
@@ -126,6 +145,10 @@ type Pod struct {
 	Labels      map[string]string `toml:"labels"`
 	Annotations map[string]string `toml:"annotations"`
 	Containers  []Container       `toml:"containers"`
+	// ExclusiveCPUs makes the pods Guaranteed with that many integer
+	// CPUs: 1.36's static CPU manager takes them out of the shared pool,
+	// which changes every shared container's cpuset.
+	ExclusiveCPUs int `toml:"exclusive_cpus"`
 }
 
 // Container scripts one fake process through the shim's annotations.
@@ -176,7 +199,10 @@ type Variant struct {
 	Faults []Fault `toml:"faults"`
 	// Replicas overrides the replica count of pod groups, by name.
 	Replicas map[string]int `toml:"replicas"`
-	Expect   Expect         `toml:"expect"`
+	// Kubelet and OnDemandRelist override the driver's.
+	Kubelet        string `toml:"kubelet"`
+	OnDemandRelist *bool  `toml:"on_demand_relist"`
+	Expect         Expect `toml:"expect"`
 }
 
 // Expect is what a variant must show; unset fields are not checked.
@@ -292,6 +318,10 @@ func (f *File) Validate() error {
 	default:
 		add("driver.cpu_manager_schedule", "%q: want %q or %q", f.Driver.CPUManagerSchedule, scheduleSliding, scheduleTicker)
 	}
+	errs = append(errs, validateKubelet("driver", f.Driver.Kubelet, f.Driver.OnDemandRelist)...)
+	if f.Driver.CPUs < 0 {
+		add("driver.cpus", "must not be negative")
+	}
 	pods := map[string]bool{}
 	for i, p := range f.Pods {
 		field := fmt.Sprintf("pods[%d]", i)
@@ -306,6 +336,9 @@ func (f *File) Validate() error {
 		}
 		if len(p.Containers) == 0 {
 			add(field+".containers", "a pod needs at least one container")
+		}
+		if p.ExclusiveCPUs < 0 {
+			add(field+".exclusive_cpus", "must not be negative")
 		}
 		names := map[string]bool{}
 		for j, c := range p.Containers {
@@ -356,6 +389,17 @@ func (f *File) Validate() error {
 			}
 		}
 		variants[v.Name] = true
+		kubelet := v.Kubelet
+		if kubelet == "" {
+			kubelet = f.Driver.Kubelet
+		}
+		onDemand := v.OnDemandRelist
+		if onDemand == nil {
+			onDemand = f.Driver.OnDemandRelist
+		}
+		if v.Kubelet != "" || v.OnDemandRelist != nil {
+			errs = append(errs, validateKubelet(field, kubelet, onDemand)...)
+		}
 		for j, fix := range v.Fixes {
 			if _, err := faults.ParseFix(fix); err != nil {
 				add(fmt.Sprintf("%s.fixes[%d]", field, j), "%v", err)
@@ -382,6 +426,20 @@ func (f *File) Validate() error {
 		errs = append(errs, v.Expect.validate(field+".expect")...)
 	}
 	return errors.Join(errs...)
+}
+
+// validateKubelet checks a kubelet version and the gate only it has.
+func validateKubelet(field, kubelet string, onDemand *bool) []error {
+	var errs []error
+	switch kubelet {
+	case "", Kubelet119, Kubelet136:
+	default:
+		errs = append(errs, fmt.Errorf("%s.kubelet: %q: want %q or %q", field, kubelet, Kubelet119, Kubelet136))
+	}
+	if onDemand != nil && kubelet != Kubelet136 {
+		errs = append(errs, fmt.Errorf("%s.on_demand_relist: PLEGOnDemandRelist is a kubelet 1.36 gate; set kubelet = %q", field, Kubelet136))
+	}
+	return errs
 }
 
 func validateFault(field string, fc Fault) []error {
@@ -476,6 +534,7 @@ type podPlan struct {
 	labels      map[string]string
 	annotations map[string]string
 	containers  []containerPlan
+	exclusive   int
 }
 
 type containerPlan struct {
@@ -489,7 +548,14 @@ type containerPlan struct {
 
 // plan resolves a variant against the file.
 func (f *File) plan(v Variant) plan {
-	p := plan{name: v.Name, server: []Server{f.Server, v.Server}, until: f.Duration.D(), driver: f.Driver.config()}
+	d := f.Driver
+	if v.Kubelet != "" {
+		d.Kubelet = v.Kubelet
+	}
+	if v.OnDemandRelist != nil {
+		d.OnDemandRelist = v.OnDemandRelist
+	}
+	p := plan{name: v.Name, server: []Server{f.Server, v.Server}, until: f.Duration.D(), driver: d.config()}
 	for _, s := range v.Fixes {
 		fix, _ := faults.ParseFix(s) // validated
 		p.fixes = append(p.fixes, fix)
@@ -539,7 +605,7 @@ func (f *File) plan(v Variant) plan {
 			pp := podPlan{
 				group: g.Name, name: name, namespace: ns, uid: fmt.Sprintf("uid-%s-%s", ns, name), index: i,
 				createAt: g.CreateAt.D() + time.Duration(i)*g.CreateEvery.D(),
-				labels:   g.Labels, annotations: g.Annotations,
+				labels:   g.Labels, annotations: g.Annotations, exclusive: g.ExclusiveCPUs,
 			}
 			for _, c := range g.Containers {
 				cp := containerPlan{
@@ -567,6 +633,8 @@ func (d DriverSection) config() DriverConfig {
 		RuntimeRequestTimeout: d.RuntimeRequestTimeout.D(), CPUManagerPeriod: d.CPUManagerPeriod.D(),
 		SerializeImagePulls: d.SerializeImagePulls == nil || *d.SerializeImagePulls,
 		CPUManagerTicker:    d.CPUManagerSchedule == scheduleTicker,
+		Kubelet:             d.Kubelet, CPUs: d.CPUs, StopCompletedPods: d.StopCompletedPods,
+		OnDemandRelist: d.Kubelet == Kubelet136 && (d.OnDemandRelist == nil || *d.OnDemandRelist),
 	}
 	if c.CPUManagerPeriod == 0 {
 		c.CPUManagerPeriod = DefaultCPUManagerPeriod

@@ -45,6 +45,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"min above max", minimal + "  [variants.expect]\n    relist = { min = \"2m\", max = \"1m\" }\n", "variants[0] (baseline).expect.relist: min 2m0s is above max 1m0s"},
 		{"duplicate variant", minimal + "[[variants]]\n  name = \"baseline\"\n", `"baseline" is used twice`},
 		{"bad schedule", minimal + "[driver]\n  cpu_manager_schedule = \"cron\"\n", `driver.cpu_manager_schedule: "cron"`},
+		{"bad kubelet", minimal + "[driver]\n  kubelet = \"1.20\"\n", `driver.kubelet: "1.20": want "1.19" or "1.36"`},
+		{"gate without 1.36", minimal + "[driver]\n  on_demand_relist = true\n", "driver.on_demand_relist: PLEGOnDemandRelist is a kubelet 1.36 gate"},
+		{"variant gate on 1.19", minimal + "  kubelet = \"1.19\"\n  on_demand_relist = false\n", "variants[0] (baseline).on_demand_relist"},
+		{"kubelet 1.36", minimal + "[driver]\n  kubelet = \"1.36\"\n  on_demand_relist = false\n  cpus = 16\n", ""},
+		{"negative exclusive cpus", strings.Replace(minimal, `name = "p"`, "name = \"p\"\n  exclusive_cpus = -1", 1), "pods[0].exclusive_cpus: must not be negative"},
 		{"bad byte size", strings.Replace(minimal, `name = "c"`, "name = \"c\"\n    dirty_bytes = \"lots\"", 1), `byte size "lots"`},
 		{"no variants", strings.Replace(minimal, "[[variants]]\n  name = \"baseline\"\n", "", 1), "variants: at least one variant is needed"},
 	}

@@ -14,6 +14,10 @@ type PodSpec struct {
 	Name, Namespace, UID string
 	Labels, Annotations  map[string]string
 	Containers           []ContainerSpec
+	// ExclusiveCPUs makes it a Guaranteed pod with integer CPUs, which
+	// 1.36's static CPU manager gives CPUs of their own out of the shared
+	// pool (ignored when playing 1.19).
+	ExclusiveCPUs int
 }
 
 // ContainerSpec is one container of a PodSpec.
@@ -34,6 +38,11 @@ type ContainerSpec struct {
 // returns the first error.
 func (d *Driver) CreatePod(ctx context.Context, p PodSpec) error {
 	_, err := d.createPod(ctx, p, true)
+	// SyncPod did something and all of it worked: with
+	// PLEGOnDemandRelist, its postSync asks for the pod to be relisted.
+	if err == nil {
+		d.RequestRelist(p.UID)
+	}
 	return err
 }
 
@@ -42,6 +51,12 @@ func (d *Driver) CreatePod(ctx context.Context, p PodSpec) error {
 // StartContainers.
 func (d *Driver) createPod(ctx context.Context, p PodSpec, start bool) ([]string, error) {
 	timeout := d.cfg.RuntimeRequestTimeout
+	if d.k136 != nil && p.ExclusiveCPUs > 0 {
+		// Admission: the static policy allocates the pod's CPUs.
+		if _, err := d.allocateCPUs(p.UID, p.ExclusiveCPUs); err != nil {
+			return nil, fmt.Errorf("pod %s/%s: UnexpectedAdmissionError: %w", p.Namespace, p.Name, err)
+		}
+	}
 	sbConfig := &runtime.PodSandboxConfig{
 		Metadata: &runtime.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID},
 		Hostname: p.Name,
@@ -112,6 +127,13 @@ func (d *Driver) createContainer(ctx context.Context, p PodSpec, sandboxID strin
 		Annotations: merge(annotations, map[string]string{"io.kubernetes.container.restartCount": "0"}),
 		Linux:       &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 64 << 20}},
 	}
+	var cpuset string
+	if d.k136 != nil {
+		// PreCreateContainer puts the wanted cpuset in the config, and
+		// AddContainer records it as applied.
+		cpuset = d.wantedCPUSet(p.UID)
+		config.Linux.Resources.CpusetCpus = cpuset
+	}
 	var id string
 	err := d.call(ctx, "CreateContainer", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
 		resp, err := d.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: sandboxID, Config: config, SandboxConfig: sbConfig})
@@ -123,6 +145,9 @@ func (d *Driver) createContainer(ctx context.Context, p PodSpec, sandboxID strin
 	}
 	if d.hooks.ContainerCreated != nil {
 		d.hooks.ContainerCreated(id, p, c)
+	}
+	if d.k136 != nil {
+		d.setLast(p.UID, c.Name, cpuset)
 	}
 	return id, nil
 }

@@ -437,6 +437,12 @@ func variantConfig(p plan, dir string, scale float64) (*configs.Config, error) {
 		if s.MountOptions != nil {
 			cfg.Plugins.Overlay.MountOptions = s.MountOptions
 		}
+		if s.Disk != nil {
+			fake.Disk = *s.Disk
+			if fake.Disk.RootMount == "" {
+				fake.Disk.RootMount = "/var/lib/containerd"
+			}
+		}
 	}
 	for _, f := range p.fixes {
 		fake.Fixes = append(fake.Fixes, string(f))
@@ -501,7 +507,7 @@ func (p plan) namer(tr *timelineRecorder) func(id string, pod PodSpec, c Contain
 // created later computes it just before CreateContainer (t0 is zero for
 // the former).
 func podSpec(pp podPlan, t0 time.Time) PodSpec {
-	ps := PodSpec{Name: pp.name, Namespace: pp.namespace, UID: pp.uid, Labels: pp.labels, Annotations: pp.annotations}
+	ps := PodSpec{Name: pp.name, Namespace: pp.namespace, UID: pp.uid, Labels: pp.labels, Annotations: pp.annotations, ExclusiveCPUs: pp.exclusive}
 	for _, c := range pp.containers {
 		cs := ContainerSpec{Name: c.name, Image: c.image, Labels: c.labels, Annotations: c.annotations}
 		if c.exitAt > 0 {

@@ -210,6 +210,23 @@ func (t *lockTracker) detailCurrent(key lockKey, what string) {
 	}
 }
 
+// detailHeld says what the calling goroutine is doing, on every lock it
+// holds: a status checkpoint's or a bbolt commit's fsync waiting on the
+// disk keeps the status lock of the container being updated as well as
+// bbolt's write lock.
+func (t *lockTracker) detailHeld(what string) {
+	gid := goid()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, uses := range t.locks {
+		for _, u := range uses {
+			if u.gid == gid && !u.heldFrom.IsZero() {
+				u.detail = what
+			}
+		}
+	}
+}
+
 // Start is shim.CallObserver: a daemon-side call to a shim begins.
 func (t *lockTracker) Start(id, method string) func() {
 	gid := goid()

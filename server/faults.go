@@ -112,11 +112,15 @@ func (c *criService) fire(ctx context.Context, point string, target func() fault
 
 // metadataCommitHook fires inside every bbolt write transaction, just
 // before it commits.
+// The commit's fsyncs wait on containerd's root device after it.
 func (c *criService) metadataCommitHook(ctx context.Context, op string) error {
-	if !c.faults.Active(faults.PointMetadataCommit) {
-		return nil
+	if c.faults.Active(faults.PointMetadataCommit) {
+		if err := c.faults.Fire(ctx, faults.PointMetadataCommit, faults.TargetFrom(ctx)); err != nil {
+			return err
+		}
 	}
-	return c.faults.Fire(ctx, faults.PointMetadataCommit, faults.TargetFrom(ctx))
+	c.bboltCommit(ctx, op)
+	return nil
 }
 
 // statusOpts instruments a container's status storage: the status-lock
@@ -127,7 +131,11 @@ func (c *criService) statusOpts() []containerstore.StatusOpt {
 	return []containerstore.StatusOpt{
 		containerstore.WithLockObserver(statusLocks{c}),
 		containerstore.WithSyncHook(func(id string) error {
-			return c.fire(context.Background(), faults.PointStatusFsync, func() faults.Target { return c.containerTarget(id) })
+			if err := c.fire(context.Background(), faults.PointStatusFsync, func() faults.Target { return c.containerTarget(id) }); err != nil {
+				return err
+			}
+			c.statusFsync(id)
+			return nil
 		}),
 	}
 }

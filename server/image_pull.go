@@ -170,6 +170,11 @@ func (c *criService) PullImage(ctx context.Context, r *runtime.PullImageRequest)
 // incident 2's chain, where container.Update under a status lock queued
 // behind boot-time pulls. The sync ignores the caller's deadline, as
 // syscalls do.
+//
+// In a node disk layout the layer's bytes are written to the snapshotter's
+// filesystem and the unmount is a syncfs of it: it writes back every
+// container's dirty pages too, after what the device has queued; with
+// volatile the layer's pages stay in the pool for the next syncfs.
 func (c *criService) unpack(ctx context.Context, id string, size int64) error {
 	var cost time.Duration
 	if tp := c.config.Plugins.Fake.DiskThroughput.Bytes(); tp > 0 && !c.toggles.Enabled(faults.FixVolatile) {
@@ -177,10 +182,24 @@ func (c *criService) unpack(ctx context.Context, id string, size int64) error {
 	}
 	start := c.clock.Now()
 	err := c.db.UpdateImage(ctx, id, func(*metadata.Image) error {
-		if c.tracker != nil && cost > 0 {
-			c.tracker.detailCurrent(lockKey{kind: lockMetadata}, fmt.Sprintf("unpacking image %s: syncing %s without volatile", shortID(strings.TrimPrefix(id, "sha256:")), shim.HumanBytes(size)))
+		short := shortID(strings.TrimPrefix(id, "sha256:"))
+		switch fs := c.rootfsFilesystem(); {
+		case fs != nil:
+			now := c.clock.Now()
+			fs.Write(now, size)
+			if !c.toggles.Enabled(faults.FixVolatile) {
+				io := fs.Syncfs(now, "syncfs of "+fs.Mount()+" overlay")
+				if c.tracker != nil {
+					c.tracker.detailCurrent(lockKey{kind: lockMetadata}, fmt.Sprintf("unpacking image %s without volatile, %s", short, io))
+				}
+				_ = io.Wait(c.lifetime, c.clock)
+			}
+		case cost > 0:
+			if c.tracker != nil {
+				c.tracker.detailCurrent(lockKey{kind: lockMetadata}, fmt.Sprintf("unpacking image %s: syncing %s without volatile", short, shim.HumanBytes(size)))
+			}
+			_ = c.clock.Sleep(c.lifetime, cost)
 		}
-		_ = c.clock.Sleep(c.lifetime, cost)
 		return c.fire(ctx, faults.PointImageUnpack, func() faults.Target { return faults.Target{} })
 	})
 	c.log.WithFields(logrus.Fields{"image": id, "size": size, "cost": c.clock.Since(start)}).Debug("image unpacked")

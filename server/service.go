@@ -25,6 +25,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
+	"github.com/fakecontainerd/fakecontainerd/store/disk"
 	imagestore "github.com/fakecontainerd/fakecontainerd/store/image"
 	"github.com/fakecontainerd/fakecontainerd/store/metadata"
 	sandboxstore "github.com/fakecontainerd/fakecontainerd/store/sandbox"
@@ -81,6 +82,9 @@ type criService struct {
 
 	faults  *faults.Injector
 	toggles *faults.Toggles
+
+	// disk is the node's disk layout; nil is the per-container one.
+	disk *disk.Node
 
 	// tracker follows lock holders and waiters for blame; nil when
 	// lock_tracking is off.
@@ -213,6 +217,10 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	if fake.StopGrace.Never() {
 		defaults.StopGrace = 0
 	}
+	if c.disk, err = disk.NewNode(diskLayout(fake), o.Clock.Now()); err != nil {
+		return nil, fmt.Errorf("disk layout: %w", err)
+	}
+	defaults.Node = c.disk
 	shimCfg := shim.ManagerConfig{
 		StateDir: cfg.State, Mode: fake.ShimMode, EventsAddress: ttrpcAddr, Clock: o.Clock,
 		Defaults: defaults, Log: o.Log, Executable: o.Executable, Args: o.ShimArgs,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
 // Annotations a user puts on a container config to script its fake process.
@@ -42,9 +43,14 @@ type Behaviour struct {
 	InitialDirty int64         `json:"initial_dirty"`
 }
 
-// Defaults are the shim-wide defaults that annotations override.
+// Defaults are the shim-wide defaults that annotations override, and the
+// node's disks.
 type Defaults struct {
-	Disk       DiskModel
+	Disk DiskModel
+	// Node is the node layout's disks, shared by every in-process shim;
+	// nil is the per-container layout (and every process-mode shim, which
+	// is another process).
+	Node       *disk.Node
 	StopGrace  time.Duration
 	IgnoreTerm bool
 }
@@ -92,6 +98,9 @@ func ParseBehaviour(annotations map[string]string, d Defaults) (Behaviour, error
 		v, ok := annotations[s.key]
 		if !ok {
 			continue
+		}
+		if d.Node.Shared() && (s.key == AnnotationDiskThroughput || s.key == AnnotationDirtyLimit) {
+			return b, fmt.Errorf("annotation %s: the node's disk layout declares its devices; a container's rootfs is on the node's snapshotter filesystem and has no disk of its own", s.key)
 		}
 		var bs configs.ByteSize
 		if err := bs.UnmarshalText([]byte(v)); err != nil {

@@ -6,13 +6,21 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/api/types"
+
+	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
-// DiskModel is how a shim's fake disk behaves. A running container dirties
-// its overlay upper dir at WriteRate bytes per second, up to DirtyLimit (the
-// kernel's vm.dirty_bytes); unmounting an overlay that is not volatile syncs
-// the dirty bytes at Throughput bytes per second. That sync is the only
-// source of unmount delay in fakecontainerd, as it was in the field.
+// DiskModel is how a container's fake disk behaves. A running container
+// dirties its overlay upper dir at WriteRate bytes per second. In the
+// per-container layout (no node disks declared) the upper dir is a
+// filesystem of its own on a device of its own: its dirty pages stop at
+// DirtyLimit (the kernel's vm.dirty_bytes) and unmounting an overlay that is
+// not volatile syncs them at Throughput bytes per second. In a node layout
+// (package disk) the upper dir is on the node's snapshotter filesystem,
+// whose dirty pool and device every container shares, and the unmount's
+// syncfs writes back the whole pool after what the device has queued. That
+// sync is the only source of unmount delay in fakecontainerd, as it was in
+// the field.
 type DiskModel struct {
 	WriteRate  int64 `json:"write_rate"`
 	DirtyLimit int64 `json:"dirty_limit"`
@@ -31,6 +39,12 @@ type Rootfs struct {
 	// while it is not running).
 	DirtyBase    int64     `json:"dirty_base"`
 	WritingSince time.Time `json:"writing_since"`
+
+	// fs is the filesystem the upper dir is on, w the container's writes
+	// there; not persisted: a restored process attaches again. fs is nil
+	// when the disk syncs nothing (throughput 0).
+	fs *disk.Filesystem
+	w  *disk.Writer
 }
 
 func newRootfs(mounts []*types.Mount, disk DiskModel, initialDirty int64) *Rootfs {
@@ -65,18 +79,52 @@ func (r *Rootfs) Dirty(now time.Time) int64 {
 	return d
 }
 
-func (r *Rootfs) startWriting(now time.Time) { r.WritingSince = now }
+// attach puts the upper dir on fs (a node layout's snapshotter
+// filesystem) or, with fs nil, on a private disk of its own: its dirty
+// bytes so far join the pool and, if it is running, its writes go on.
+func (r *Rootfs) attach(fs *disk.Filesystem, now time.Time) error {
+	if fs == nil {
+		if r.Disk.Throughput <= 0 {
+			return nil
+		}
+		var err error
+		if fs, err = disk.Private("the container rootfs", r.Disk.Throughput, r.Disk.DirtyLimit); err != nil {
+			return err
+		}
+	}
+	r.fs, r.w = fs, fs.NewWriter(r.Disk.WriteRate)
+	fs.Write(now, r.Dirty(now))
+	if !r.WritingSince.IsZero() {
+		r.w.Start(now)
+	}
+	return nil
+}
+
+func (r *Rootfs) startWriting(now time.Time) {
+	r.WritingSince = now
+	if r.w != nil {
+		r.w.Start(now)
+	}
+}
 
 func (r *Rootfs) stopWriting(now time.Time) {
 	r.DirtyBase = r.Dirty(now)
 	r.WritingSince = time.Time{}
+	if r.w != nil {
+		r.w.Stop(now)
+	}
 }
 
-// UnmountCost is how long umount2 takes at now: the time to sync the dirty
-// bytes, or nothing for a volatile overlay.
-func (r *Rootfs) UnmountCost(now time.Time) time.Duration {
-	if r.Volatile() || r.Disk.Throughput <= 0 {
-		return 0
+// syncfs is what umount2 of the overlay waits for at now: a syncfs of the
+// upper dir's filesystem (every writer's dirty pages on it, after what its
+// device has queued), or nothing for a volatile overlay.
+func (r *Rootfs) syncfs(now time.Time) disk.IO {
+	if r.Volatile() || r.fs == nil {
+		return disk.IO{Start: now, Done: now}
 	}
-	return time.Duration(float64(r.Dirty(now)) / float64(r.Disk.Throughput) * float64(time.Second))
+	return r.fs.Syncfs(now, "syncfs of "+r.fs.Mount()+" overlay")
 }
+
+// UnmountCost is how long umount2 takes if it starts at now. It queues
+// the sync, so it is for tests and one unmount only.
+func (r *Rootfs) UnmountCost(now time.Time) time.Duration { return r.syncfs(now).Took() }

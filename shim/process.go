@@ -16,6 +16,7 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
 // processStatus is the runc init process state machine:
@@ -318,18 +319,31 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	case statusDeleted:
 		return nil, 0, status.Errorf(codes.NotFound, "cannot delete a deleted process")
 	}
-	cost := p.rootfs.UnmountCost(p.clock.Now())
 	start := p.clock.Now()
-	if tok != nil {
-		if p.rootfs.Volatile() {
-			tok.Detail("unmounting rootfs (volatile: nothing to sync)")
-		} else {
-			tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(p.rootfs.Dirty(start))))
+	var logger *logrus.Entry
+	// The sync is paid inside the first umount2, after a delay injected at
+	// its entry (strace's delay_enter): the syncfs joins the disk's queue
+	// only then.
+	umountErr := p.unmountAll(lifetime, func() {
+		// The disk model says what the unmount's syncfs waits for.
+		wb := p.rootfs.syncfs(p.clock.Now())
+		if tok != nil {
+			if p.rootfs.Volatile() {
+				tok.Detail("unmounting rootfs (volatile: nothing to sync)")
+			} else if wb.Private || wb.Device == "" {
+				// A disk of its own: only its own pages, nothing ahead.
+				tok.Detail(fmt.Sprintf("unmounting rootfs without volatile (%s dirty)", HumanBytes(wb.Bytes)))
+			} else {
+				tok.Detail("unmounting rootfs without volatile, " + wb.String())
+			}
 		}
+		logger = p.log().WithFields(logrus.Fields{"dirty_bytes": wb.Bytes, "queued_ahead": wb.Ahead, "volatile": p.rootfs.Volatile()})
+		logger.Debug("unmounting rootfs")
+		_ = wb.Wait(lifetime, p.clock)
+	})
+	if logger == nil {
+		logger = p.log()
 	}
-	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
-	logger.Debug("unmounting rootfs")
-	umountErr := p.unmountAll(lifetime, cost)
 	took := p.clock.Since(start)
 	if p.unmounted != nil {
 		p.unmounted(p.id, p.rootfs.Volatile(), took)
@@ -358,9 +372,9 @@ const umount2Calls = 2
 
 // unmountAll is mount.UnmountAll(rootfs): the shim.unmount point fires once
 // for the whole unmount, shim.umount2 at each syscall's entry. The first
-// call pays the sync of the dirty pages (cost); the second finds nothing
+// call pays the sync of the dirty pages (sync); the second finds nothing
 // mounted. An injected error ends it as a failed umount2 would.
-func (p *Init) unmountAll(lifetime context.Context, cost time.Duration) error {
+func (p *Init) unmountAll(lifetime context.Context, sync func()) error {
 	if err := p.fireAt(faults.PointShimUnmount); err != nil {
 		return err
 	}
@@ -369,7 +383,7 @@ func (p *Init) unmountAll(lifetime context.Context, cost time.Duration) error {
 			return err
 		}
 		if call == 0 {
-			_ = p.clock.Sleep(lifetime, cost)
+			sync()
 		}
 	}
 	return nil
@@ -414,15 +428,4 @@ func (p *Init) persistLocked() error {
 }
 
 // HumanBytes prints a size the way the blame chain reads it: "1.8 GiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func HumanBytes(n int64) string { return disk.HumanBytes(n) }

@@ -26,6 +26,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
+	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
 // Event topics, as runc.GetTopic names them.
@@ -54,7 +55,8 @@ type ServiceConfig struct {
 	Log       *logrus.Entry
 	// OnShutdown is called when Shutdown finds no containers left.
 	OnShutdown func()
-	// Faults fire at the shim's points; Toggles carry shim_update_nowait.
+	// Faults fire at the shim's points; Toggles carry shim_update_nowait
+	// and split_disk (where a new container's upper dir goes).
 	Faults  *faults.Injector
 	Toggles *faults.Toggles
 	// Target describes a container for fault selectors; without it (a
@@ -102,6 +104,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 			// The view serves execs; the program is not resumed and the
 			// outputs are not reattached (README, process model).
 			p.model = s.newModel(r.ID, spec, "", "", false)
+		}
+		if r.Status != statusDeleted {
+			if err := p.rootfs.attach(s.rootfsFilesystem(), cfg.Clock.Now()); err != nil {
+				stop()
+				return nil, fmt.Errorf("restore %s: %w", r.ID, err)
+			}
 		}
 		p.status, p.exitStatus, p.exitedAt, p.startedAt, p.resources = r.Status, r.ExitStatus, r.ExitedAt, r.StartedAt, r.Resources
 		if p.status == statusStopped || p.status == statusDeleted {
@@ -224,6 +232,13 @@ func (s *Service) processExited(p *Init) {
 	})
 }
 
+// rootfsFilesystem is where a new upper dir goes: the node's snapshotter
+// filesystem, on its own device with split_disk; nil in the per-container
+// layout.
+func (s *Service) rootfsFilesystem() *disk.Filesystem {
+	return s.cfg.Defaults.Node.Rootfs(s.cfg.Toggles.Enabled(faults.FixSplitDisk))
+}
+
 // fakePid gives a stable pid per container id, so a restored shim reports
 // the same pid.
 func fakePid(id string) uint32 { return 10000 + crc32.ChecksumIEEE([]byte(id))%4_000_000 }
@@ -260,7 +275,11 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if _, ok := s.processes[r.ID]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "container %s: already exists", r.ID)
 	}
-	p := s.newInit(r.ID, r.Bundle, fakePid(r.ID), b, newRootfs(r.Rootfs, b.Disk, b.InitialDirty))
+	rootfs := newRootfs(r.Rootfs, b.Disk, b.InitialDirty)
+	if err := rootfs.attach(s.rootfsFilesystem(), s.cfg.Clock.Now()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "create %s: %v", r.ID, err)
+	}
+	p := s.newInit(r.ID, r.Bundle, fakePid(r.ID), b, rootfs)
 	p.model = s.newModel(r.ID, spec, r.Stdout, r.Stderr, r.Terminal)
 	p.publishViewLocked() // not yet shared: no lock needed
 	if err := p.persist(p); err != nil {

@@ -43,6 +43,9 @@ func TestRootfsUnmountCost(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := newRootfs([]*types.Mount{{Type: "overlay", Options: c.options}}, disk, c.initial)
+			if err := r.attach(nil, start); err != nil {
+				t.Fatal(err)
+			}
 			r.startWriting(start)
 			r.stopWriting(start.Add(c.written))
 			if got := r.UnmountCost(start.Add(c.written)); got != c.want {

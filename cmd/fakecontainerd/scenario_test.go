@@ -75,12 +75,16 @@ func TestScenarioListAndShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	want := []string{"imagepull-bbolt", "overload", "runc-dbus-hang", "stuck-container-status", "umount-status-lock"}
+	want := []string{"cni-teardown-hang", "fsync-behind-writeback", "imagepull-bbolt", "ondemand-relist-stuck", "overload",
+		"runc-dbus-hang", "runc-update-hang", "short-task-pool", "stuck-container-status", "umount-status-lock"}
+	// The five incidents of the field report say which one they are.
+	incidents := map[string]bool{"imagepull-bbolt": true, "overload": true, "runc-dbus-hang": true, "stuck-container-status": true, "umount-status-lock": true}
 	if len(lines) != len(want) {
 		t.Fatalf("scenario list printed %d lines, want one per scenario:\n%s", len(lines), out)
 	}
 	for i, name := range want {
-		if fields := strings.Fields(lines[i]); len(fields) < 3 || fields[0] != name || !strings.HasPrefix(fields[1], "incident") {
+		fields := strings.Fields(lines[i])
+		if len(fields) < 3 || fields[0] != name || incidents[name] && !strings.HasPrefix(fields[1], "incident") {
 			t.Errorf("line %d = %q, want %s and its summary", i, lines[i], name)
 		}
 	}

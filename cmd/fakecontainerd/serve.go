@@ -35,7 +35,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Aliases: []string{"l"}, Usage: "trace, debug, info, warn, error (overrides [debug] level)"},
 			&cli.Float64Flag{Name: "time-scale", DefaultText: "the config's time_scale", Usage: "wall seconds per scenario second, e.g. 0.01 (overrides time_scale)"},
 			&cli.StringFlag{Name: "shim-mode", Usage: `"inprocess" or "process" (overrides shim_mode)`},
-			&cli.StringSliceFlag{Name: "fix", Usage: "switch a fix on (repeatable, or comma-separated): volatile, stopping_state, stopping_state_refined, update_outside_lock, shim_update_nowait, list_index"},
+			&cli.StringSliceFlag{Name: "fix", Usage: "switch a fix on (repeatable, or comma-separated): volatile, stopping_state, stopping_state_refined, update_outside_lock, shim_update_nowait, list_index, split_disk"},
 			&cli.StringFlag{Name: "metrics-address", Usage: "serve Prometheus metrics (/v1/metrics, /metrics) on a unix socket path or loopback host:port (overrides [metrics] address)"},
 			&cli.StringFlag{Name: "debug-address", Usage: "serve /debug/pprof on a unix socket path or loopback host:port (overrides [debug] address)"},
 		},
