@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,10 +33,37 @@ type runtime struct {
 	dir  string
 	sock string
 	log  string // the daemon's log file
+	logs string // the test's log directory (kept)
 	rt   internalapi.RuntimeService
 	img  internalapi.ImageManagerService
-	// admin runs `fakecontainerd <args> --address sock` (fake only).
-	admin func(args ...string) (string, error)
+	// admin runs `fakecontainerd <verb...> --address sock <args>` (fake
+	// only).
+	admin func(verb []string, args ...string) (string, error)
+	// onStart, if set, learns when the incident's container started.
+	onStart func(time.Time)
+
+	idsMu sync.Mutex
+	ids   *normaliser // names of the incident's ids, for its logs
+}
+
+// nameID records a symbolic name for an id this runtime chose.
+func (r *runtime) nameID(id, sym string) {
+	r.idsMu.Lock()
+	defer r.idsMu.Unlock()
+	if r.ids == nil {
+		r.ids = newNormaliser()
+	}
+	r.ids.name(id, sym)
+}
+
+// norm is the runtime's normaliser of incident texts.
+func (r *runtime) norm() *normaliser {
+	r.idsMu.Lock()
+	defer r.idsMu.Unlock()
+	if r.ids == nil {
+		r.ids = newNormaliser()
+	}
+	return r.ids
 }
 
 func (r *runtime) endpoint() string { return "unix://" + r.sock }
@@ -108,7 +136,7 @@ func startContainerd(t *testing.T, logs string) *runtime {
 		_ = exec.Command(script(), "stop", dir).Run()
 		t.Fatalf("containerd.sh start %s: %v\n%s", dir, err, out)
 	}
-	r := &runtime{name: "containerd", dir: dir, sock: filepath.Join(dir, "containerd.sock"), log: filepath.Join(dir, "containerd.log")}
+	r := &runtime{name: "containerd", dir: dir, logs: logs, sock: filepath.Join(dir, "containerd.sock"), log: filepath.Join(dir, "containerd.log")}
 	t.Cleanup(func() {
 		if out, err := exec.Command(script(), "stop", dir).CombinedOutput(); err != nil {
 			t.Errorf("containerd.sh stop %s: %v\n%s", dir, err, out)
@@ -148,7 +176,7 @@ func startFake(t *testing.T, logs string, extra ...string) *runtime {
 	t.Helper()
 	bin := fakeBinary(t)
 	dir := shortTemp(t, "fcdf")
-	r := &runtime{name: "fakecontainerd", dir: dir, sock: filepath.Join(dir, "cri.sock"), log: filepath.Join(dir, "fakecontainerd.log")}
+	r := &runtime{name: "fakecontainerd", dir: dir, logs: logs, sock: filepath.Join(dir, "cri.sock"), log: filepath.Join(dir, "fakecontainerd.log")}
 	logFile, err := os.Create(r.log)
 	if err != nil {
 		t.Fatal(err)
@@ -173,8 +201,8 @@ func startFake(t *testing.T, logs string, extra ...string) *runtime {
 		copyFile(t, r.log, filepath.Join(logs, "fakecontainerd.log"))
 		_ = os.RemoveAll(dir)
 	})
-	r.admin = func(a ...string) (string, error) {
-		full := append(append([]string{}, a...), "--address", r.sock)
+	r.admin = func(verb []string, a ...string) (string, error) {
+		full := append(append(append([]string{}, verb...), "--address", r.sock), a...)
 		out, err := exec.Command(bin, full...).CombinedOutput()
 		if err != nil {
 			return string(out), fmt.Errorf("fakecontainerd %s: %w: %s", strings.Join(full, " "), err, out)
