@@ -917,6 +917,19 @@ func TestCRIPodSandboxStats(t *testing.T) {
 	if linux.GetNetwork().GetDefaultInterface().GetRxBytes().GetValue() == 0 {
 		t.Errorf("network %v: want traffic for a pod up 2s", linux.GetNetwork())
 	}
+	// A host-network pod has no netns to read: containerd reports no
+	// network usage for it.
+	hostPC := podConfig("host")
+	hostPC.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE}}}
+	host := ts.criRunPodConfig(hostPC)
+	hostResp, err := ts.rt.PodSandboxStats(ts.ctx(time.Minute), &runtime.PodSandboxStatsRequest{PodSandboxId: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := hostResp.GetStats().GetLinux().GetNetwork(); n != nil {
+		t.Errorf("host-network pod's network usage %v, want none", n)
+	}
 	for _, tc := range []struct {
 		name, id string
 		code     codes.Code
@@ -930,7 +943,7 @@ func TestCRIPodSandboxStats(t *testing.T) {
 		filter *runtime.PodSandboxStatsFilter
 		want   []string
 	}{
-		{name: "no filter", want: []string{web, db}},
+		{name: "no filter", want: []string{web, db, host}},
 		{name: "id", filter: &runtime.PodSandboxStatsFilter{Id: db}, want: []string{db}},
 		{name: "id prefix", filter: &runtime.PodSandboxStatsFilter{Id: web[:10]}, want: []string{web}},
 		{name: "missing id", filter: &runtime.PodSandboxStatsFilter{Id: criMissingID}},
