@@ -608,28 +608,30 @@ func TestCRIUpdateContainerResources(t *testing.T) {
 		update *runtime.LinuxContainerResources
 		want   *runtime.LinuxContainerResources // echoed in ContainerStatus
 	}{
+		// A memory limit without a swap limit sets swap to it, as
+		// containerd's WithResources does, at create and at update.
 		{
 			// Fields left zero keep their values (cpu shares, memory).
 			name: "running", id: running,
 			update: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1", Unified: map[string]string{"memory.high": "1G"}},
-			want: &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 64 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
+			want: &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
 				Unified: map[string]string{"memory.high": "1G"}},
 		},
 		{
 			name: "running again", id: running,
 			update: &runtime.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 256 << 20},
-			want: &runtime.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 256 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
+			want: &runtime.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 256 << 20, MemorySwapLimitInBytes: 256 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
 				Unified: map[string]string{"memory.high": "1G"}},
 		},
 		{
 			name: "created", id: created,
 			update: &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20},
-			want:   &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 128 << 20},
+			want:   &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 128 << 20, MemorySwapLimitInBytes: 128 << 20},
 		},
 		{
 			name: "exited", id: exited,
 			update: &runtime.LinuxContainerResources{CpuShares: 1024},
-			want:   &runtime.LinuxContainerResources{CpuShares: 1024, MemoryLimitInBytes: 64 << 20},
+			want:   &runtime.LinuxContainerResources{CpuShares: 1024, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20},
 		},
 	}
 	for _, tc := range cases {
