@@ -178,6 +178,11 @@ stop() {
 		kill -9 "$pid" 2>/dev/null || true
 	fi
 	for shim in $(shims "$dir"); do kill -9 "$shim" 2>/dev/null || true; done
+	# The pods' cgroup parent (the suite's, named after DIR), deepest first.
+	local cg
+	for cg in /sys/fs/cgroup/*/"fakecontainerd-e2e-$(basename "$dir")" /sys/fs/cgroup/"fakecontainerd-e2e-$(basename "$dir")"; do
+		[ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done
 	rm -f "$dir/containerd.pid"
 }
 

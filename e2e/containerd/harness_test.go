@@ -68,6 +68,10 @@ func (r *runtime) norm() *normaliser {
 
 func (r *runtime) endpoint() string { return "unix://" + r.sock }
 
+// cgroupParent is the cgroup (cgroupfs) under which this runtime's pods
+// go; containerd.sh stop removes it.
+func (r *runtime) cgroupParent() string { return "/fakecontainerd-e2e-" + filepath.Base(r.dir) }
+
 // connect makes crictl's clients with crictl's per-call timeout;
 // NewRemoteRuntimeService validates the connection with a Version call.
 func (r *runtime) connect(t *testing.T) {

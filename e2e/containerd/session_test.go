@@ -29,6 +29,7 @@ func newSession(r *runtime) (*session, error) {
 		return nil, err
 	}
 	s.norm.name(s.logs, "<logdir>")
+	s.norm.name(r.cgroupParent(), "<cgroup>")
 	return s, nil
 }
 
@@ -44,8 +45,9 @@ func (s *session) podConfig(name string) *cri.PodSandboxConfig {
 		LogDirectory: s.logs,
 		Labels:       map[string]string{"app": "diff", "pod": name},
 		Annotations:  map[string]string{"note": "differential"},
-		// Kubelet always gives a cgroup parent (cgroupfs driver here).
-		Linux: &cri.LinuxPodSandboxConfig{CgroupParent: "/fakecontainerd-diff/" + name, SecurityContext: &cri.LinuxSandboxSecurityContext{
+		// Kubelet always gives a cgroup parent (cgroupfs driver here);
+		// containerd.sh stop removes it.
+		Linux: &cri.LinuxPodSandboxConfig{CgroupParent: s.r.cgroupParent() + "/" + name, SecurityContext: &cri.LinuxSandboxSecurityContext{
 			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
 		}},
 	}
