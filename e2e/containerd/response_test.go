@@ -117,6 +117,21 @@ func TestResponseDiff(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(logs, "response-diff.md"), []byte(table+"\n"+summaryLine), 0o644); err != nil {
 		t.Error(err)
 	}
+	// The README's form: the identical steps named in one paragraph, the
+	// rest as rows.
+	var same []string
+	var rest []row
+	for _, r := range rows {
+		if r.verdict == "identical" {
+			same = append(same, r.step)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	compact := summaryLine + "\nIdentical (code, error text and every field): " + strings.Join(same, ", ") + ".\n\n" + renderRows(rest)
+	if err := os.WriteFile(filepath.Join(logs, "response-diff-compact.md"), []byte(compact), 0o644); err != nil {
+		t.Error(err)
+	}
 }
 
 // summary is an identical outcome in a few words.
