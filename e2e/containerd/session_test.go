@@ -81,108 +81,72 @@ func empty(err error) (proto.Message, error) { return nil, err }
 // filter, and the error cases, each where it arises.
 func steps() []step {
 	return []step{
-		{"version", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"version", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.Version(ctx, "v1")
-		}},
-		{"status", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"status", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.Status(ctx, false)
-		}},
-		{"info (status verbose)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"info (status verbose)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.Status(ctx, true)
-		}},
-		{"runtime config", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"runtime config", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.RuntimeConfig(ctx)
-		}},
-		{"images", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"images", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			is, err := s.r.img.ListImages(ctx, &cri.ImageFilter{})
 			return &cri.ListImagesResponse{Images: is}, err
-		}},
-		{"images busybox (filter)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"images busybox (filter)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			is, err := s.r.img.ListImages(ctx, &cri.ImageFilter{Image: imageSpec("busybox")})
 			return &cri.ListImagesResponse{Images: is}, err
-		}},
-		{"inspecti busybox", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspecti busybox", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.img.ImageStatus(ctx, imageSpec("busybox"), false)
-		}},
-		{"inspecti -v busybox", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspecti -v busybox", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.img.ImageStatus(ctx, imageSpec("busybox"), true)
-		}},
-		{"inspecti missing image", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspecti missing image", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.img.ImageStatus(ctx, imageSpec("nosuch:1.0"), false)
-		}},
-		{"imagefsinfo", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"imagefsinfo", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.img.ImageFsInfo(ctx)
-		}},
-		{"pull busybox (present)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"pull busybox (present)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			ref, err := s.r.img.PullImage(ctx, imageSpec("busybox"), nil, nil)
 			return &cri.PullImageResponse{ImageRef: ref}, err
-		}},
-		{"pull empty reference", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"pull empty reference", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			ref, err := s.r.img.PullImage(ctx, imageSpec(""), nil, nil)
 			return &cri.PullImageResponse{ImageRef: ref}, err
-		}},
-		{"runp", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"runp", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.RunPodSandbox(ctx, s.podConfig("diff"), "")
 			s.pod = id
 			s.norm.name(id, "<pod>")
 			return &cri.RunPodSandboxResponse{PodSandboxId: id}, err
-		}},
-		{"runp same name (conflict)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"runp same name (conflict)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.RunPodSandbox(ctx, s.podConfig("diff"), "")
 			return &cri.RunPodSandboxResponse{PodSandboxId: id}, err
-		}},
-		{"runp bad runtime handler", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"runp bad runtime handler", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.RunPodSandbox(ctx, s.podConfig("diff-handler"), "nosuch")
 			return &cri.RunPodSandboxResponse{PodSandboxId: id}, err
-		}},
-		{"runp no metadata", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"runp no metadata", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			pc := s.podConfig("x")
 			pc.Metadata = nil
 			id, err := s.r.rt.RunPodSandbox(ctx, pc, "")
 			return &cri.RunPodSandboxResponse{PodSandboxId: id}, err
-		}},
-		{"inspectp", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspectp", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.PodSandboxStatus(ctx, s.pod, false)
-		}},
-		{"inspectp -v", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspectp -v", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.PodSandboxStatus(ctx, s.pod, true)
-		}},
+		})},
 		{"pods", podList(func(s *session) *cri.PodSandboxFilter { return &cri.PodSandboxFilter{} })},
 		{"pods --id", podList(func(s *session) *cri.PodSandboxFilter { return &cri.PodSandboxFilter{Id: s.pod} })},
 		{"pods --id prefix", podList(func(s *session) *cri.PodSandboxFilter { return &cri.PodSandboxFilter{Id: s.pod[:12]} })},
@@ -199,69 +163,51 @@ func steps() []step {
 			return &cri.PodSandboxFilter{LabelSelector: map[string]string{"app": "none"}}
 		})},
 		{"pods --id missing", podList(func(s *session) *cri.PodSandboxFilter { return &cri.PodSandboxFilter{Id: "deadbeef"} })},
-		{"create", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"create", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.CreateContainer(ctx, s.pod, containerConfig("c1"), s.podConfig("diff"))
 			s.ctr = id
 			s.norm.name(id, "<c1>")
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
-		{"create same name (conflict)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create same name (conflict)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.CreateContainer(ctx, s.pod, containerConfig("c1"), s.podConfig("diff"))
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
-		{"create in missing pod", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create in missing pod", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.CreateContainer(ctx, "deadbeef", containerConfig("c9"), s.podConfig("diff"))
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
-		{"create no metadata", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create no metadata", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			cc := containerConfig("c9")
 			cc.Metadata = nil
 			id, err := s.r.rt.CreateContainer(ctx, s.pod, cc, s.podConfig("diff"))
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
-		{"create missing image", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create missing image", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			cc := containerConfig("c9")
 			cc.Image = imageSpec("nosuch:1.0")
 			id, err := s.r.rt.CreateContainer(ctx, s.pod, cc, s.podConfig("diff"))
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
+		})},
 		{"inspect (created)", containerStatus(func(s *session) string { return s.ctr }, false)},
 		{"ps -a --state created", ctrList(func(s *session) *cri.ContainerFilter {
 			return &cri.ContainerFilter{State: &cri.ContainerStateValue{State: cri.ContainerState_CONTAINER_CREATED}}
 		})},
-		{"start", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"start", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StartContainer(ctx, s.ctr))
-		}},
-		{"start again (running)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"start again (running)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StartContainer(ctx, s.ctr))
-		}},
-		{"start missing", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"start missing", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StartContainer(ctx, "deadbeef"))
-		}},
-		{"create c2", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create c2", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.CreateContainer(ctx, s.pod, containerConfig("c2"), s.podConfig("diff"))
 			s.ctr2 = id
 			s.norm.name(id, "<c2>")
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
+		})},
 		{"inspect (running)", containerStatus(func(s *session) string { return s.ctr }, false)},
 		{"inspect -v (running)", containerStatus(func(s *session) string { return s.ctr }, true)},
 		{"inspect missing", containerStatus(func(s *session) string { return "deadbeef" }, false)},
@@ -285,183 +231,121 @@ func steps() []step {
 		{"ps --label tier=none", ctrList(func(s *session) *cri.ContainerFilter {
 			return &cri.ContainerFilter{LabelSelector: map[string]string{"tier": "none"}}
 		})},
-		{"update --cpu-share 512 --memory 64Mi", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"update --cpu-share 512 --memory 64Mi", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.UpdateContainerResources(ctx, s.ctr, &cri.ContainerResources{Linux: &cri.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 64 << 20}}))
-		}},
+		})},
 		{"inspect after update", containerStatus(func(s *session) string { return s.ctr }, false)},
-		{"update missing", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"update missing", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.UpdateContainerResources(ctx, "deadbeef", &cri.ContainerResources{Linux: &cri.LinuxContainerResources{CpuShares: 512}}))
-		}},
-		{"update created (not running)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"update created (not running)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.UpdateContainerResources(ctx, s.ctr2, &cri.ContainerResources{Linux: &cri.LinuxContainerResources{CpuShares: 512}}))
-		}},
-		{"stats", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"stats", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			st, err := s.r.rt.ContainerStats(ctx, s.ctr)
 			return &cri.ContainerStatsResponse{Stats: st}, err
-		}},
-		{"stats missing", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"stats missing", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			st, err := s.r.rt.ContainerStats(ctx, "deadbeef")
 			return &cri.ContainerStatsResponse{Stats: st}, err
-		}},
+		})},
 		{"stats -a", ctrStats(func(s *session) *cri.ContainerStatsFilter { return &cri.ContainerStatsFilter{} })},
 		{"stats --pod", ctrStats(func(s *session) *cri.ContainerStatsFilter { return &cri.ContainerStatsFilter{PodSandboxId: s.pod} })},
 		{"stats --label tier=c1", ctrStats(func(s *session) *cri.ContainerStatsFilter {
 			return &cri.ContainerStatsFilter{LabelSelector: map[string]string{"tier": "c1"}}
 		})},
-		{"statsp", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"statsp", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			st, err := s.r.rt.PodSandboxStats(ctx, s.pod)
 			return &cri.PodSandboxStatsResponse{Stats: st}, err
-		}},
-		{"exec --sync echo hi", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"exec --sync echo hi", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			out, errOut, err := s.r.rt.ExecSync(ctx, s.ctr, []string{"echo", "hi"}, 10*time.Second)
 			return &cri.ExecSyncResponse{Stdout: out, Stderr: errOut}, err
-		}},
-		{"exec --sync missing container", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"exec --sync missing container", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			out, errOut, err := s.r.rt.ExecSync(ctx, "deadbeef", []string{"true"}, 10*time.Second)
 			return &cri.ExecSyncResponse{Stdout: out, Stderr: errOut}, err
-		}},
-		{"exec --sync created container", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"exec --sync created container", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			out, errOut, err := s.r.rt.ExecSync(ctx, s.ctr2, []string{"true"}, 10*time.Second)
 			return &cri.ExecSyncResponse{Stdout: out, Stderr: errOut}, err
-		}},
-		{"reopen log", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"reopen log", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.ReopenContainerLog(ctx, s.ctr))
-		}},
-		{"reopen log missing", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"reopen log missing", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.ReopenContainerLog(ctx, "deadbeef"))
-		}},
-		{"reopen log created", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"reopen log created", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.ReopenContainerLog(ctx, s.ctr2))
-		}},
-		{"stop -t 0", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"stop -t 0", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StopContainer(ctx, s.ctr, 0))
-		}},
+		})},
 		{"inspect (exited)", containerStatus(func(s *session) string { return s.ctr }, false)},
 		{"ps --state exited (after stop)", ctrList(func(s *session) *cri.ContainerFilter {
 			return &cri.ContainerFilter{State: &cri.ContainerStateValue{State: cri.ContainerState_CONTAINER_EXITED}}
 		})},
-		{"stop again (exited)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"stop again (exited)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StopContainer(ctx, s.ctr, 0))
-		}},
-		{"stop missing", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"stop missing", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StopContainer(ctx, "deadbeef", 0))
-		}},
-		{"start exited", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"start exited", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StartContainer(ctx, s.ctr))
-		}},
-		{"update exited", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"update exited", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.UpdateContainerResources(ctx, s.ctr, &cri.ContainerResources{Linux: &cri.LinuxContainerResources{CpuShares: 300}}))
-		}},
-		{"reopen log exited", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"reopen log exited", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.ReopenContainerLog(ctx, s.ctr))
-		}},
-		{"exec --sync exited", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"exec --sync exited", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			out, errOut, err := s.r.rt.ExecSync(ctx, s.ctr, []string{"true"}, 10*time.Second)
 			return &cri.ExecSyncResponse{Stdout: out, Stderr: errOut}, err
-		}},
-		{"rm", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"rm", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.RemoveContainer(ctx, s.ctr))
-		}},
-		{"rm again (missing)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"rm again (missing)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.RemoveContainer(ctx, s.ctr))
-		}},
-		{"stopp", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"stopp", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StopPodSandbox(ctx, s.pod))
-		}},
-		{"inspectp (notready)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspectp (notready)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.PodSandboxStatus(ctx, s.pod, false)
-		}},
+		})},
 		{"inspect c2 after stopp", containerStatus(func(s *session) string { return s.ctr2 }, false)},
 		{"pods (after stopp)", podList(func(s *session) *cri.PodSandboxFilter { return &cri.PodSandboxFilter{} })},
-		{"stopp again", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"stopp again", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StopPodSandbox(ctx, s.pod))
-		}},
-		{"create in stopped pod", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create in stopped pod", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.CreateContainer(ctx, s.pod, containerConfig("c3"), s.podConfig("diff"))
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
-		{"rmp", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"rmp", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.RemovePodSandbox(ctx, s.pod))
-		}},
+		})},
 		{"ps -a (after rmp)", ctrList(func(s *session) *cri.ContainerFilter { return &cri.ContainerFilter{} })},
-		{"rmp again (missing)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"rmp again (missing)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.RemovePodSandbox(ctx, s.pod))
-		}},
-		{"stopp missing", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"stopp missing", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.StopPodSandbox(ctx, "deadbeef"))
-		}},
-		{"inspectp missing", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspectp missing", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.rt.PodSandboxStatus(ctx, "deadbeef", false)
-		}},
-		{"runp diff2", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"runp diff2", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.RunPodSandbox(ctx, s.podConfig("diff2"), "")
 			s.pod2 = id
 			s.norm.name(id, "<pod2>")
 			return &cri.RunPodSandboxResponse{PodSandboxId: id}, err
-		}},
-		{"create+start c4 in diff2", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create+start c4 in diff2", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.CreateContainer(ctx, s.pod2, containerConfig("c4"), s.podConfig("diff2"))
 			s.ctr4 = id
 			s.norm.name(id, "<c4>")
@@ -469,83 +353,70 @@ func steps() []step {
 				err = s.r.rt.StartContainer(ctx, id)
 			}
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
-		{"rm running", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"rm running", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.RemoveContainer(ctx, s.ctr4))
-		}},
-		{"create+start c5 in diff2", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"create+start c5 in diff2", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			id, err := s.r.rt.CreateContainer(ctx, s.pod2, containerConfig("c5"), s.podConfig("diff2"))
 			s.norm.name(id, "<c5>")
 			if err == nil {
 				err = s.r.rt.StartContainer(ctx, id)
 			}
 			return &cri.CreateContainerResponse{ContainerId: id}, err
-		}},
-		{"rmp running pod (container running)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"rmp running pod (container running)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.rt.RemovePodSandbox(ctx, s.pod2))
-		}},
+		})},
 		{"ps -a (after rmp running pod)", ctrList(func(s *session) *cri.ContainerFilter { return &cri.ContainerFilter{} })},
-		{"rmi busybox", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		{"rmi busybox", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.img.RemoveImage(ctx, imageSpec("busybox")))
-		}},
-		{"inspecti busybox (removed)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"inspecti busybox (removed)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return s.r.img.ImageStatus(ctx, imageSpec("busybox"), false)
-		}},
-		{"rmi again (missing)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"rmi again (missing)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			return empty(s.r.img.RemoveImage(ctx, imageSpec("busybox")))
-		}},
-		{"images (after rmi)", func(s *session) (proto.Message, error) {
-			ctx, cancel := s.ctx()
-			defer cancel()
+		})},
+		{"images (after rmi)", call(func(ctx context.Context, s *session) (proto.Message, error) {
 			is, err := s.r.img.ListImages(ctx, &cri.ImageFilter{})
 			return &cri.ListImagesResponse{Images: is}, err
-		}},
+		})},
+	}
+}
+
+// call gives a step crictl's context: a fresh one per call.
+func call(f func(ctx context.Context, s *session) (proto.Message, error)) func(*session) (proto.Message, error) {
+	return func(s *session) (proto.Message, error) {
+		ctx, cancel := s.ctx()
+		defer cancel()
+		return f(ctx, s)
 	}
 }
 
 func podList(filter func(*session) *cri.PodSandboxFilter) func(*session) (proto.Message, error) {
-	return func(s *session) (proto.Message, error) {
-		ctx, cancel := s.ctx()
-		defer cancel()
+	return call(func(ctx context.Context, s *session) (proto.Message, error) {
 		ps, err := s.r.rt.ListPodSandbox(ctx, filter(s))
 		return &cri.ListPodSandboxResponse{Items: ps}, err
-	}
+	})
 }
 
 func ctrList(filter func(*session) *cri.ContainerFilter) func(*session) (proto.Message, error) {
-	return func(s *session) (proto.Message, error) {
-		ctx, cancel := s.ctx()
-		defer cancel()
+	return call(func(ctx context.Context, s *session) (proto.Message, error) {
 		cs, err := s.r.rt.ListContainers(ctx, filter(s))
 		return &cri.ListContainersResponse{Containers: cs}, err
-	}
+	})
 }
 
 func ctrStats(filter func(*session) *cri.ContainerStatsFilter) func(*session) (proto.Message, error) {
-	return func(s *session) (proto.Message, error) {
-		ctx, cancel := s.ctx()
-		defer cancel()
+	return call(func(ctx context.Context, s *session) (proto.Message, error) {
 		st, err := s.r.rt.ListContainerStats(ctx, filter(s))
 		return &cri.ListContainerStatsResponse{Stats: st}, err
-	}
+	})
 }
 
 func containerStatus(id func(*session) string, verbose bool) func(*session) (proto.Message, error) {
-	return func(s *session) (proto.Message, error) {
-		ctx, cancel := s.ctx()
-		defer cancel()
+	return call(func(ctx context.Context, s *session) (proto.Message, error) {
 		return s.r.rt.ContainerStatus(ctx, id(s), verbose)
-	}
+	})
 }
