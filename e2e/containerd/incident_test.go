@@ -527,7 +527,7 @@ var logKinds = []struct {
 	{"task delete failed (daemon)", regexp.MustCompile(`^failed to delete task`)},
 	{"shim state timed out", regexp.MustCompile(`^get state for`)},
 	{"unknown status", regexp.MustCompile(`^unknown status`)},
-	{"update requested", regexp.MustCompile(`^UpdateContainerResources (for|with)`)},
+	{"update requested", regexp.MustCompile(`^UpdateContainerResources (for "[^"]*" with|with)`)},
 	{"update failed", regexp.MustCompile(`^UpdateContainerResources.*failed`)},
 	{"timing log", regexp.MustCompile(`^\[[A-Za-z.]+\] .* cost `)},
 	{"goroutine or lock report", regexp.MustCompile(`(?i)stack dump|blocked|waiting`)},
