@@ -132,7 +132,7 @@ start() {
 		printf 'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n' >"$dir/certs.d/$reg/hosts.toml"
 	done
 	# unshare execs containerd: the pid we record is the daemon's.
-	setsid unshare --mount --propagation private sh -c 'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/containerd && exec containerd --config "$1"' sh "$dir/config.toml" \
+	setsid unshare --mount --propagation private sh -c 'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/containerd && exec "$2" --config "$1"' sh "$dir/config.toml" "${CONTAINERD:-containerd}" \
 		>>"$dir/containerd.log" 2>&1 </dev/null &
 	local pid=$!
 	echo "$pid" >"$dir/containerd.pid"

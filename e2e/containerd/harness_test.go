@@ -34,6 +34,8 @@ type runtime struct {
 	sock string
 	log  string // the daemon's log file
 	logs string // the test's log directory (kept)
+	// version is "containerd 1.6.20~ds1" as Version answers, for tables.
+	version string
 	rt   internalapi.RuntimeService
 	img  internalapi.ImageManagerService
 	// admin runs `fakecontainerd <verb...> --address sock <args>` (fake
@@ -86,6 +88,9 @@ func (r *runtime) connect(t *testing.T) {
 		t.Fatalf("%s: connect image service: %v", r.name, err)
 	}
 	r.rt, r.img = rt, img
+	if v, err := rt.Version(ctx, "v1"); err == nil {
+		r.version = v.GetRuntimeName() + " " + v.GetRuntimeVersion()
+	}
 	t.Cleanup(func() {
 		_ = rt.Close(context.Background())
 		_ = img.Close(context.Background())
@@ -129,6 +134,7 @@ func script() string {
 
 // startContainerd starts a private containerd with containerd.sh and
 // stops it, by pid, when the test ends; its log is copied to logs.
+// $CONTAINERD names another containerd binary (a 2.x build, say).
 func startContainerd(t *testing.T, logs string) *runtime {
 	t.Helper()
 	if os.Geteuid() != 0 {

@@ -117,9 +117,9 @@ func TestIncident1Timing(t *testing.T) {
 		report.WriteString(timingRows(t, sch, rr, fr))
 		logReport.WriteString(logRows(sch, rr.logs, fr.logs))
 	}
-	table := "| schedule | figure | containerd 1.6.20 | fakecontainerd | ratio | verdict |\n|---|---|---|---|---|---|\n" + report.String()
+	table := "| schedule | figure | " + real.version + " | fakecontainerd | ratio | verdict |\n|---|---|---|---|---|---|\n" + report.String()
 	logTable := "| schedule | kind | containerd (count: first line) | fakecontainerd (count: first line) |\n|---|---|---|---|\n" + logReport.String()
-	fmt.Print("\nIncident 1, containerd 1.6.20 vs fakecontainerd\n\n" + table + "\nLog lines during the incident, by kind\n\n" + logTable)
+	fmt.Print("\nIncident 1, " + real.version + " vs fakecontainerd\n\n" + table + "\nLog lines during the incident, by kind\n\n" + logTable)
 	if err := os.WriteFile(filepath.Join(logs, "timing-diff.md"), []byte(table+"\n"+logTable), 0o644); err != nil {
 		t.Error(err)
 	}

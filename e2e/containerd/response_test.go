@@ -111,9 +111,9 @@ func TestResponseDiff(t *testing.T) {
 			rows = append(rows, row{step: st.name, field: fieldList(fields), verdict: "deliberate", reason: reason})
 		}
 	}
-	table := renderRows(rows)
+	table := renderRows(rows, real.version)
 	summaryLine := fmt.Sprintf("%d steps: %d identical; %d fields differ, %d deliberately\n", len(steps()), identical, differs, delib)
-	fmt.Print("\nResponse diff, containerd 1.6.20 vs fakecontainerd\n\n" + table + "\n" + summaryLine)
+	fmt.Print("\nResponse diff, " + real.version + " vs fakecontainerd\n\n" + table + "\n" + summaryLine)
 	if err := os.WriteFile(filepath.Join(logs, "response-diff.md"), []byte(table+"\n"+summaryLine), 0o644); err != nil {
 		t.Error(err)
 	}
@@ -128,7 +128,7 @@ func TestResponseDiff(t *testing.T) {
 			rest = append(rest, r)
 		}
 	}
-	compact := summaryLine + "\nIdentical (code, error text and every field): " + strings.Join(same, ", ") + ".\n\n" + renderRows(rest)
+	compact := summaryLine + "\nIdentical (code, error text and every field): " + strings.Join(same, ", ") + ".\n\n" + renderRows(rest, real.version)
 	if err := os.WriteFile(filepath.Join(logs, "response-diff-compact.md"), []byte(compact), 0o644); err != nil {
 		t.Error(err)
 	}
@@ -142,9 +142,9 @@ func summary(o outcome) string {
 	return fmt.Sprintf("OK, %d fields", len(o.fields))
 }
 
-func renderRows(rows []row) string {
+func renderRows(rows []row, realVersion string) string {
 	var b strings.Builder
-	b.WriteString("| step | field | containerd 1.6.20 | fakecontainerd | verdict |\n|---|---|---|---|---|\n")
+	b.WriteString("| step | field | " + realVersion + " | fakecontainerd | verdict |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		v := r.verdict
 		if r.reason != "" {
