@@ -86,6 +86,8 @@ func TestDeliberateCovers(t *testing.T) {
 		{"start missing", "code", false},
 		{"inspect (running)", "status.image_id", true},
 		{"inspect (running)", "status.state", false},
+		{"pull empty reference", "code", true},
+		{"pull empty reference", "error", false},
 	} {
 		got := false
 		for _, d := range deliberates {

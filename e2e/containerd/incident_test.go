@@ -460,7 +460,7 @@ func timingRows(t *testing.T, sch schedule, real, fake *incidentRun) string {
 	fmt.Fprintf(&b, "| %v | update's code | %s | %s | | %s |\n", sch, real.updCode, fake.updCode, codeVerdict)
 	textVerdict := "identical"
 	if real.updErr != fake.updErr {
-		textVerdict = "differs (texts are aligned on another branch)"
+		textVerdict = "differs (text)"
 	}
 	fmt.Fprintf(&b, "| %v | update's error | %s | %s | | %s |\n", sch, cell(real.updErr), cell(fake.updErr), textVerdict)
 	fig("ListContainers max (status read lock)", real.maxima["ListContainers"], fake.maxima["ListContainers"], true)
