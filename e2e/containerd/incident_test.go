@@ -521,9 +521,9 @@ var logKinds = []struct {
 	kind string
 	re   *regexp.Regexp
 }{
-	{"exit event received", regexp.MustCompile(`(?i)received exit event|^TaskExit event`)},
-	{"TaskExit handling failed", regexp.MustCompile(`failed to handle container TaskExit event`)},
-	{"backoff retry failed", regexp.MustCompile(`(?i)failed to handle backOff event`)},
+	{"exit event received", regexp.MustCompile(`^(received exit event|TaskExit event)`)},
+	{"TaskExit handling failed", regexp.MustCompile(`^failed to handle container TaskExit event`)},
+	{"backoff retry failed", regexp.MustCompile(`^Failed to handle backOff event`)},
 	{"task delete failed (daemon)", regexp.MustCompile(`^failed to delete task`)},
 	{"shim state timed out", regexp.MustCompile(`^get state for`)},
 	{"unknown status", regexp.MustCompile(`^unknown status`)},
