@@ -52,7 +52,7 @@ LOAD ?= stress
 test-under-load:
 	@set -e; mkdir -p $(RUN_DIR); hog=; \
 	case "$(LOAD)" in \
-	stress) command -v stress-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq stress-ng; }; \
+	stress) command -v stress-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null; }; \
 		stress-ng --cpu $$(nproc) --quiet & hog=$$!;; \
 	yes) for i in $$(seq $$(nproc)); do yes >/dev/null & hog="$$hog $$!"; done;; \
 	none) ;; \
@@ -72,7 +72,7 @@ test-under-load:
 # Reliability (README, Reliability). Every fuzz target, as package:name;
 # `make test` runs their seeds with the suite and then each briefly
 # (fuzz-short); `make fuzz` runs each for FUZZTIME.
-FUZZ_TARGETS   := configs:FuzzLoad faults:FuzzParseSpec scenario:FuzzParse server:FuzzListContainersFilter
+FUZZ_TARGETS   := configs:FuzzLoad faults:FuzzParseSpec scenario:FuzzParse server:FuzzListContainersFilter shim/command:FuzzParseScript shim/command:FuzzRunScript
 FUZZTIME       ?= 60s
 FUZZTIME_SHORT ?= 5s
 # Minimizing a new input may take 60 s by default: the whole budget.

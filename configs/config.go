@@ -40,6 +40,11 @@ type Config struct {
 	Debug   DebugConfig   `toml:"debug" json:"debug"`
 	Metrics MetricsConfig `toml:"metrics" json:"metrics"`
 	Plugins PluginsConfig `toml:"plugins" json:"plugins"`
+
+	// criFile is the file's CRI table as containerd 1.6.20 decodes it,
+	// over containerd's defaults, for CRIStatusJSON; nil when the file
+	// has none (then containerd's defaults are reported).
+	criFile *criPluginConfig
 }
 
 // GRPCConfig is containerd's [grpc] table.
@@ -155,8 +160,19 @@ type FaultConfig struct {
 	Spec string `toml:"spec" json:"spec"`
 }
 
-// ExecSyncConfig is the canned result of every ExecSync call.
+// ExecSync modes.
+const (
+	// ExecSyncModel runs the command in the container's process model; a
+	// command the model does not know gets the canned result.
+	ExecSyncModel = "model"
+	// ExecSyncCanned answers every ExecSync with the canned result.
+	ExecSyncCanned = "canned"
+)
+
+// ExecSyncConfig is how ExecSync answers, and its canned result.
 type ExecSyncConfig struct {
+	// Mode is ExecSyncModel ("" too) or ExecSyncCanned.
+	Mode     string `toml:"mode" json:"mode"`
 	Stdout   string `toml:"stdout" json:"stdout"`
 	Stderr   string `toml:"stderr" json:"stderr"`
 	ExitCode int32  `toml:"exit_code" json:"exit_code"`
@@ -180,6 +196,13 @@ type Report struct {
 	// when none of its keys are, so an unmodelled table with keys yields just
 	// its keys. They are not errors: a node's containerd config has many.
 	Undecoded []string
+	// Unknown lists the keys neither containerd nor fakecontainerd knows,
+	// each with the nearest known key when one is close: typos, which
+	// `serve` warns about and `config check` flags. They are not in
+	// Undecoded.
+	Unknown []UnknownKey
+	// Warnings are other things worth a line at start.
+	Warnings []string
 }
 
 // DefaultTOML returns the documented default configuration file. It returns
@@ -260,7 +283,52 @@ func decode(data []byte) (*Config, Report, error) {
 		return nil, Report{}, err
 	}
 	normalize(cfg)
-	return cfg, Report{Undecoded: undecodedLeaves(md.Undecoded())}, nil
+	rep := Report{}
+	leaves := undecodedLeaves(md.Undecoded())
+	rep.Unknown = unknownKeys(leaves, cfg)
+	for _, k := range leaves {
+		if !underUnknown(k.String(), rep.Unknown) {
+			rep.Undecoded = append(rep.Undecoded, k.String())
+		}
+	}
+	if err := decodeCRIFile(data, cfg); err != nil {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("plugins.%q: containerd 1.6 would not decode it (%v); CRI Status reports containerd's defaults for the keys fakecontainerd does not model", criPluginID, err))
+	}
+	return cfg, rep, nil
+}
+
+// underUnknown reports whether key is, or is under, one of the unknown
+// keys.
+func underUnknown(key string, unknown []UnknownKey) bool {
+	for _, u := range unknown {
+		if key == u.Key || strings.HasPrefix(key, u.Key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeCRIFile keeps the file's CRI table as containerd decodes it.
+func decodeCRIFile(data []byte, cfg *Config) error {
+	var file struct {
+		Plugins map[string]toml.Primitive `toml:"plugins"`
+	}
+	md, err := toml.Decode(string(data), &file)
+	if err != nil {
+		return err
+	}
+	prim, ok := file.Plugins[criPluginID]
+	if !ok {
+		return nil
+	}
+	pc := defaultCRIPluginConfig()
+	// The decoder adds the file's runtimes to the map it finds, each from
+	// a zero value, as containerd's own decode does.
+	if err := md.PrimitiveDecode(prim, &pc); err != nil {
+		return err
+	}
+	cfg.criFile = &pc
+	return nil
 }
 
 // runtimeTables captures each [...cri.containerd.runtimes.<name>] table of a
@@ -320,17 +388,17 @@ func normalize(cfg *Config) {
 // undecodedLeaves turns the decoder's undecoded keys into strings, dropping a
 // table when any key under it is also listed: the keys say all the table
 // name would, and a node config would otherwise list every table twice.
-func undecodedLeaves(keys []toml.Key) []string {
+func undecodedLeaves(keys []toml.Key) []toml.Key {
 	parents := make(map[string]bool)
 	for _, k := range keys {
 		for i := 1; i < len(k); i++ {
 			parents[k[:i].String()] = true
 		}
 	}
-	var out []string
+	var out []toml.Key
 	for _, k := range keys {
-		if s := k.String(); !parents[s] {
-			out = append(out, s)
+		if !parents[k.String()] {
+			out = append(out, k)
 		}
 	}
 	return out

@@ -46,6 +46,7 @@ func wantDefault() *Config {
 				DirtyLimit:         2 << 30,
 				DiskThroughput:     200 << 20,
 				PodCIDR:            "10.88.0.0/16",
+				ExecSync:           ExecSyncConfig{Mode: ExecSyncModel},
 				LogLines:           []string{"fakecontainerd: container started"},
 				StopGrace:          0,
 				LockTracking:       true,
@@ -100,6 +101,9 @@ func tomlLeafKeys(t reflect.Type, prefix toml.Key, entry string) []toml.Key {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue // not a key: criFile, the file's CRI table as containerd holds it
+		}
 		key := append(slices.Clone(prefix), name)
 		switch {
 		case reflect.PointerTo(f.Type).Implements(textType):
@@ -221,6 +225,12 @@ func TestLoadPartialKeepsDefaults(t *testing.T) {
 		"runc": {RuntimeType: "io.containerd.runc.v2", Options: RuncOptions{SystemdCgroup: true}},
 		"crun": {RuntimeType: "io.containerd.runc.v2", Options: RuncOptions{BinaryName: "/usr/bin/crun"}},
 	}
+	// The file has a CRI table, which is kept as containerd decodes it
+	// (TestCRIStatusJSON checks it).
+	if cfg.criFile == nil {
+		t.Error("criFile = nil, want the file's CRI table")
+	}
+	want.criFile = cfg.criFile
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", cfg, want)
 	}
@@ -307,6 +317,7 @@ func TestLoadErrors(t *testing.T) {
 		{"shim_mode number", fake + `shim_mode = 1`, "shim_mode"},
 		{"log_lines string", fake + `log_lines = "x"`, "log_lines"},
 		{"exit_code string", fake + "[plugins.\"io.fakecontainerd.v1\".exec_sync]\nexit_code = \"1\"", "exit_code"},
+		{"exec_sync mode unknown", fake + "[plugins.\"io.fakecontainerd.v1\".exec_sync]\nmode = \"real\"", "exec_sync.mode"},
 		{"exit_code overflow", fake + "[plugins.\"io.fakecontainerd.v1\".exec_sync]\nexit_code = 4294967296", "exit_code"},
 		{"dirty_limit bad unit", fake + `dirty_limit = "2XB"`, "dirty_limit"},
 		{"disk_throughput table", fake + "[plugins.\"io.fakecontainerd.v1\".disk_throughput]\nx = 1", "disk_throughput"},

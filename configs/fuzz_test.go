@@ -18,6 +18,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("[plugins.\"io.fakecontainerd.v1\"]\ntime_scale = \"fast\"\nstop_grace = \"never\"\n"))
 	f.Add([]byte("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\noptions = 1\n"))
 	f.Add([]byte("[plugins.cri]\n[[a.b]]\nc = [1, \"x\", {d = 2}]\n"))
+	f.Add([]byte("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgrup = true\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_imgae = 1\ncni = 2\n"))
 
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -34,6 +35,9 @@ func FuzzLoad(f *testing.F) {
 		}
 		if _, err := cfg.JSON(); err != nil {
 			t.Errorf("JSON: %v", err)
+		}
+		if _, err := cfg.CRIStatusJSON(); err != nil {
+			t.Errorf("CRIStatusJSON: %v", err)
 		}
 	})
 }

@@ -118,6 +118,9 @@ func (c *Config) validate() []error {
 			add(fmt.Sprintf("%s.log_lines[%d]", fakeKey, i), "must not contain a newline, got %q", line)
 		}
 	}
+	if m := f.ExecSync.Mode; m != "" && m != ExecSyncModel && m != ExecSyncCanned {
+		add(fakeKey+".exec_sync.mode", "must be %q or %q, got %q", ExecSyncModel, ExecSyncCanned, m)
+	}
 	if f.StopGrace < 0 {
 		add(fakeKey+".stop_grace", "must not be negative, got %s", f.StopGrace)
 	}

@@ -20,8 +20,11 @@ import (
 )
 
 const (
-	// crictlTimeout is crictl's --timeout default: every RPC gets it.
-	crictlTimeout = 2 * time.Second
+	// crictlTimeout bounds every RPC, as crictl's --timeout does (its
+	// default is 2 s). On a machine whose cores are both busy a
+	// process-mode RunPodSandbox (a shim process to start) can take longer
+	// than that, so the suite allows 10 s.
+	crictlTimeout = 10 * time.Second
 	// readyTimeout bounds a start, -race build included.
 	readyTimeout = 20 * time.Second
 	// exitTimeout bounds a graceful stop (the server allows 10 s itself).

@@ -92,7 +92,7 @@ func TestBadFlagsAndConfig(t *testing.T) {
 				args = append(args, "--config", writeFile(t, dir, filepath.Base(t.Name())+".toml", tc.file))
 			}
 			start := time.Now()
-			out, code := fcd(t, 5*time.Second, append(args, where...)...)
+			out, code := fcd(t, 30*time.Second, append(args, where...)...)
 			switch {
 			case code == -1:
 				t.Fatalf("fakecontainerd %s: still running after 5s; want it to refuse to start\n%s", strings.Join(args, " "), out)
@@ -111,12 +111,12 @@ func TestBadFlagsAndConfig(t *testing.T) {
 	}
 
 	t.Run("config default is accepted by config check", func(t *testing.T) {
-		def, code := fcd(t, 5*time.Second, "config", "default")
+		def, code := fcd(t, 30*time.Second, "config", "default")
 		if code != 0 || !strings.Contains(def, "version = 2") || !strings.Contains(def, `[plugins."io.fakecontainerd.v1"]`) {
 			t.Fatalf("config default: exit %d\n%s", code, def)
 		}
 		path := writeFile(t, dir, "default.toml", def)
-		out, code := fcd(t, 5*time.Second, "config", "check", path)
+		out, code := fcd(t, 30*time.Second, "config", "check", path)
 		if code != 0 || strings.TrimSpace(out) != "ok" {
 			t.Errorf("config check of config default's output: exit %d, want 0 and just \"ok\" (every documented key modelled):\n%s", code, out)
 		}
@@ -124,11 +124,11 @@ func TestBadFlagsAndConfig(t *testing.T) {
 
 	t.Run("config check rejects what serve rejects", func(t *testing.T) {
 		path := writeFile(t, dir, "bad-check.toml", "version = 2\n[plugins.\"io.fakecontainerd.v1\"]\n  shim_mode = \"bogus\"\n")
-		out, code := fcd(t, 5*time.Second, "config", "check", path)
+		out, code := fcd(t, 30*time.Second, "config", "check", path)
 		if code == 0 || !strings.Contains(out, "shim_mode") {
 			t.Errorf("config check of a bad shim_mode: exit %d, want non-zero naming shim_mode:\n%s", code, out)
 		}
-		if out, code := fcd(t, 5*time.Second, "config", "check"); code == 0 {
+		if out, code := fcd(t, 30*time.Second, "config", "check"); code == 0 {
 			t.Errorf("config check without a FILE: exit 0:\n%s", out)
 		}
 	})
@@ -138,7 +138,7 @@ func TestBadFlagsAndConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, code := fcd(t, 5*time.Second, "config", "check", path)
+		out, code := fcd(t, 30*time.Second, "config", "check", path)
 		if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "ok") {
 			t.Fatalf("config check of a containerd 1.7 node config: exit %d, want 0 and ok:\n%s", code, out)
 		}

@@ -167,7 +167,7 @@ func TestObservabilityAddressRefused(t *testing.T) {
 			if tc.file != "" {
 				args = append(args, "--config", writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "-")+".toml", tc.file))
 			}
-			out, code := fcd(t, 5*time.Second, append(args, where...)...)
+			out, code := fcd(t, 30*time.Second, append(args, where...)...)
 			if code == 0 || code == -1 {
 				t.Fatalf("fakecontainerd %s: exit %d, want it to refuse to start\n%s", strings.Join(args, " "), code, out)
 			}

@@ -156,7 +156,9 @@ func TestSecurity(t *testing.T) {
 	cc.WorkingDir = "../../.."
 	ctr := d.create(podID, cc, pc)
 	d.startContainer(ctr)
-	if _, _, err := d.rt.ExecSync(d.ctx(), ctr, []string{"touch", filepath.Join(jail, "exec")}, 2*time.Second); err != nil {
+	// The exec runs in the container's view, where the jail's directory
+	// does not exist: touch fails there and must write nothing on the host.
+	if _, _, err := d.rt.ExecSync(d.ctx(), ctr, []string{"sh", "-c", "touch " + filepath.Join(jail, "exec") + " || true"}, 2*time.Second); err != nil {
 		t.Errorf("ExecSync: %v", err)
 	}
 	if err := d.rt.ReopenContainerLog(d.ctx(), ctr); err != nil {

@@ -129,18 +129,18 @@ func TestCrictlSession(t *testing.T) {
 			t.Errorf("conditions %v: want RuntimeReady and NetworkReady true", st.GetStatus().GetConditions())
 		}
 		// crictl info parses every info value that starts with "{" as JSON.
+		// config is containerd's CRI config (words_test.go checks its
+		// shape), the directories in containerd's names.
 		var cfg struct {
-			Root string `json:"root"`
-			GRPC struct {
-				Address string `json:"address"`
-			} `json:"grpc"`
+			Root    string `json:"containerdRootDir"`
+			Address string `json:"containerdEndpoint"`
 		}
 		raw := st.GetInfo()["config"]
 		if err := json.Unmarshal([]byte(raw), &cfg); err != nil || !strings.HasPrefix(raw, "{") {
 			t.Fatalf("info[config] is not a JSON object (%v): %q", err, raw)
 		}
-		if cfg.Root != d.root || cfg.GRPC.Address != d.sock {
-			t.Errorf("info[config]: root %q, grpc.address %q; want the flags' %q, %q", cfg.Root, cfg.GRPC.Address, d.root, d.sock)
+		if cfg.Root != d.root || cfg.Address != d.sock {
+			t.Errorf("info[config]: containerdRootDir %q, containerdEndpoint %q; want the flags' %q, %q", cfg.Root, cfg.Address, d.root, d.sock)
 		}
 		for k, v := range st.GetInfo() {
 			if strings.HasPrefix(v, "{") && !json.Valid([]byte(v)) {

@@ -37,6 +37,14 @@ func TestParseSpec(t *testing.T) {
 		{in: "explode", errPart: "unknown action"},
 		{in: "delay(1s", errPart: "parenthesis"},
 		{in: "block(1s)", errPart: "no arguments"},
+		{in: "exit(137)", want: "exit(137)"},
+		{in: "1*exit(KILL)->off", want: "1*exit(137)->off"},
+		{in: "exit(sigterm)", want: "exit(143)"},
+		{in: "exit(0)", want: "exit(0)"},
+		{in: "exit(256)", errPart: "0 to 255"},
+		{in: "exit(soon)", errPart: "signal name"},
+		{in: "exit()", errPart: "exit takes"},
+		{in: "exit(1, 2)", errPart: "exit takes"},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
@@ -97,10 +105,12 @@ func TestSelector(t *testing.T) {
 
 func newTestInjector(t *testing.T, scale float64) (*Injector, clock.Clock) {
 	t.Helper()
-	clk, err := clock.New(scale)
+	// The clock leaves out the time the machine starved the test.
+	clk, err := clock.NewDiscounting(scale)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(clk.Stop)
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
 	in := New(clk, logrus.NewEntry(log))
@@ -287,7 +297,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func FuzzParseSpec(f *testing.F) {
-	for _, s := range []string{"delay(2s)", "2*error(Unavailable)->delay(1s)->off", "30%block", "panic(x)", "error(5, m, n)"} {
+	for _, s := range []string{"delay(2s)", "2*error(Unavailable)->delay(1s)->off", "30%block", "panic(x)", "error(5, m, n)", "1*exit(KILL)->off", "exit(+3)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -301,4 +311,107 @@ func FuzzParseSpec(f *testing.F) {
 			t.Fatalf("round trip of %q: %q -> %v, %v", s, spec.String(), again, err)
 		}
 	})
+}
+
+// TestOnHoldSeesDelaysAndBlocks: every delay or block is told to the hold
+// observers as it begins, in the held goroutine, and ended when it ends;
+// errors and skipped targets hold nothing.
+func TestOnHoldSeesDelaysAndBlocks(t *testing.T) {
+	tests := []struct {
+		name, spec string
+		target     Target
+		wantHold   string // "" when nothing may hold
+	}{
+		{"delay", "delay(1h)", Target{ContainerID: "abc"}, "fault f1 (shim.unmount delay(1h0m0s))"},
+		{"block", "block", Target{ContainerID: "abc"}, "fault f1 (shim.unmount block)"},
+		{"counted delay", "1*delay(1h)->off", Target{ContainerID: "abc"}, "fault f1 (shim.unmount 1*delay(1h0m0s))"},
+		{"error", "error(NotFound)", Target{ContainerID: "abc"}, ""},
+		{"other target", "block", Target{ContainerID: "def"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, _ := newTestInjector(t, 0.0001)
+			info, err := in.Add(PointShimUnmount, Selector{ID: "abc"}, tt.spec, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var holds []Hold
+			open := 0
+			in.OnHold(func(h Hold) func() {
+				mu.Lock()
+				defer mu.Unlock()
+				holds = append(holds, h)
+				open++
+				return func() { mu.Lock(); open--; mu.Unlock() }
+			})
+			fired := make(chan struct{})
+			go func() { in.Fire(context.Background(), PointShimUnmount, tt.target); close(fired) }()
+			if tt.wantHold != "" {
+				waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return open == 1 })
+				// Clearing ends a delay as well as a block.
+				if _, err := in.Clear(info.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			<-fired
+			mu.Lock()
+			defer mu.Unlock()
+			if open != 0 {
+				t.Errorf("%d holds still open after the call returned", open)
+			}
+			if tt.wantHold == "" {
+				if len(holds) != 0 {
+					t.Errorf("holds %v, want none", holds)
+				}
+				return
+			}
+			if len(holds) != 1 || holds[0].String() != tt.wantHold || holds[0].Target.ContainerID != "abc" || holds[0].Spec != info.Spec {
+				t.Errorf("holds %+v, want one %q on abc with spec %q", holds, tt.wantHold, info.Spec)
+			}
+		})
+	}
+}
+
+// TestEveryFixIsDescribed: the report can say what every fix is.
+func TestEveryFixIsDescribed(t *testing.T) {
+	for _, f := range Fixes {
+		info := f.Info()
+		if info.Changes == "" || info.Changes == "unknown fix" || info.Upstream == "" || info.Cost == "" {
+			t.Errorf("fix %s: incomplete description %+v", f, info)
+		}
+	}
+}
+
+// TestExitAction: an exit term hands its status and the firing's target to
+// the exit handler, once per firing, and the call at the point goes on.
+func TestExitAction(t *testing.T) {
+	in, _ := newTestInjector(t, 1)
+	// Without a handler an exit firing does nothing and fails nothing.
+	if _, err := in.Add(PointContainerStatus, Selector{ID: "c1"}, "1*exit(KILL)->off", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Fire(context.Background(), PointContainerStatus, Target{ContainerID: "c1"}); err != nil {
+		t.Fatalf("exit without a handler: %v", err)
+	}
+	type exit struct {
+		id     string
+		status uint32
+	}
+	var got []exit
+	in.SetExitHandler(func(tg Target, status uint32) error {
+		got = append(got, exit{tg.ContainerID, status})
+		return nil
+	})
+	if _, err := in.Add(ShimPoint("Update"), Selector{ID: "c1"}, "2*exit(143)->off", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2", "c1", "c1"} {
+		if err := in.Fire(context.Background(), ShimPoint("Update"), Target{ContainerID: id}); err != nil {
+			t.Fatalf("exit firing returned %v to the caller", err)
+		}
+	}
+	if want := []exit{{"c1", 143}, {"c1", 143}}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("exits = %v, want %v", got, want)
+	}
 }

@@ -59,6 +59,23 @@ type Firing struct {
 	At      time.Time
 }
 
+// Hold is a delay or block fault holding a call now: the call is inside
+// the fault, not in the work the point stands for.
+type Hold struct {
+	FaultID string `json:"fault"`
+	Point   string `json:"point"`
+	// Spec is the fault's whole spec, Action the term that holds.
+	Spec   string    `json:"spec"`
+	Action string    `json:"action"`
+	Target Target    `json:"-"`
+	Since  time.Time `json:"since"`
+}
+
+// String names the fault as blame shows it: "fault f3 (shim.unmount delay(2m))".
+func (h Hold) String() string {
+	return fmt.Sprintf("fault %s (%s %s)", h.FaultID, h.Point, h.Action)
+}
+
 // Injector holds the armed faults and fires them at points.
 type Injector struct {
 	clock    clock.Clock
@@ -83,10 +100,21 @@ type Injector struct {
 
 	observersMu sync.RWMutex
 	observers   []func(Firing)
+	holders     []func(Hold) (done func())
 
 	// allowPanic says where a panic action may be armed.
 	allowPanic func(point string) bool
+	// exit carries out exit actions (SetExitHandler).
+	exit atomic.Pointer[ExitHandler]
 }
+
+// ExitHandler makes the process of a fault's target exit now with status:
+// the server's, which finds the target's task and has its shim end it.
+type ExitHandler func(t Target, status uint32) error
+
+// SetExitHandler sets what carries out exit actions. Without one, an exit
+// action is logged and does nothing.
+func (in *Injector) SetExitHandler(h ExitHandler) { in.exit.Store(&h) }
 
 // Option configures an Injector.
 type Option func(*Injector)
@@ -122,6 +150,15 @@ func (in *Injector) Observe(f func(Firing)) {
 	in.observersMu.Lock()
 	defer in.observersMu.Unlock()
 	in.observers = append(in.observers, f)
+}
+
+// OnHold registers f, called in the held goroutine as a delay or block
+// begins (so f may look at that goroutine, as blame does); the func it
+// returns, if not nil, is called when the hold ends.
+func (in *Injector) OnHold(f func(Hold) (done func())) {
+	in.observersMu.Lock()
+	defer in.observersMu.Unlock()
+	in.holders = append(in.holders, f)
 }
 
 // Add arms a fault. The spec and point are validated; the returned Info
@@ -335,6 +372,9 @@ func (f *Fault) step(in *Injector) (Term, bool) {
 
 func (in *Injector) act(f *Fault, t Term, point string, target Target) error {
 	in.record(f, t, point, target)
+	if t.Kind == KindDelay || t.Kind == KindBlock {
+		defer in.hold(f, t, point, target)()
+	}
 	switch t.Kind {
 	case KindDelay:
 		d := t.Delay
@@ -369,6 +409,18 @@ func (in *Injector) act(f *Fault, t Term, point string, target Target) error {
 		return &Error{Code: t.Code, Point: point, Message: msg}
 	case KindPanic:
 		panic(fmt.Sprintf("fakecontainerd fault %s at %s: %s", f.ID, point, t.Message))
+	case KindExit:
+		// The call at the point goes on: the process dies beside it, as a
+		// kill -9 from the node does; the shim processes the exit later.
+		log := in.log.WithFields(logrus.Fields{"fault": f.ID, "point": point, "target": target.String()})
+		h := in.exit.Load()
+		if h == nil {
+			log.Warn("exit fault fired, but nothing here can end a process")
+			return nil
+		}
+		if err := (*h)(target, t.ExitStatus); err != nil {
+			log.WithError(err).Warn("exit fault: the target's process did not exit")
+		}
 	}
 	return nil
 }
@@ -387,6 +439,29 @@ func (in *Injector) record(f *Fault, t Term, point string, target Target) {
 	fi := Firing{Point: point, FaultID: f.ID, Target: target, Action: t.String(), At: in.clock.Now()}
 	for _, o := range obs {
 		o(fi)
+	}
+}
+
+// hold tells the hold observers that f holds the calling goroutine and
+// returns what tells them it is over.
+func (in *Injector) hold(f *Fault, t Term, point string, target Target) func() {
+	in.observersMu.RLock()
+	hs := in.holders
+	in.observersMu.RUnlock()
+	if len(hs) == 0 {
+		return func() {}
+	}
+	h := Hold{FaultID: f.ID, Point: point, Spec: f.Spec.String(), Action: t.String(), Target: target, Since: in.clock.Now()}
+	dones := make([]func(), 0, len(hs))
+	for _, o := range hs {
+		if done := o(h); done != nil {
+			dones = append(dones, done)
+		}
+	}
+	return func() {
+		for _, done := range dones {
+			done()
+		}
 	}
 }
 

@@ -19,9 +19,13 @@ const (
 	// PointMetadataCommit fires inside a metadata (bbolt) write transaction,
 	// just before it commits: the writer holds bbolt's write lock.
 	PointMetadataCommit = "metadata.commit"
-	// PointShimUnmount fires in the shim's Delete, under the process lock,
-	// at the rootfs unmount (umount2): the strace delay of the field.
+	// PointShimUnmount fires once in the shim's Delete, under the process
+	// lock, at the start of the rootfs unmount (mount.UnmountAll).
 	PointShimUnmount = "shim.unmount"
+	// PointShimUmount2 fires at the entry of each umount2 syscall of that
+	// unmount: runc-shim calls umount2 until EINVAL, so twice per Delete,
+	// and the field's strace delay_enter on umount2 is paid twice.
+	PointShimUmount2 = "shim.umount2"
 	// PointSandboxCreate and PointContainerCreate fire in the shim's Create,
 	// where runc create runs (the runc/D-Bus hang of incident 4).
 	PointSandboxCreate   = "sandbox.create"
@@ -72,7 +76,7 @@ func ShimPoint(method string) string { return "shim." + method }
 func Points() []string {
 	out := []string{
 		PointStatusLockRead, PointStatusLockWrite, PointStatusFsync, PointMetadataCommit,
-		PointShimUnmount, PointSandboxCreate, PointContainerCreate, PointCNISetup, PointCNITeardown,
+		PointShimUnmount, PointShimUmount2, PointSandboxCreate, PointContainerCreate, PointCNISetup, PointCNITeardown,
 		PointImagePull, PointImageUnpack, PointContainerStatus,
 	}
 	for _, m := range CRIMethods {

@@ -2,13 +2,14 @@
 //
 // A fault is a spec in containerd's failpoint grammar, extended: terms
 // joined by "->", each "[count*][percent%]action", where action is off,
-// delay(d[, jitter]), error(code[, message]), block or panic(message). A
-// term with a count runs that many times before the next term; the last
-// term repeats. Examples:
+// delay(d[, jitter]), error(code[, message]), block, panic(message) or
+// exit(status). A term with a count runs that many times before the next
+// term; the last term repeats. Examples:
 //
 //	2*error(Unavailable)->delay(1s)->off
 //	30%delay(2s, 500ms)
 //	block
+//	1*exit(137)->off
 //
 // Faults fire at named points placed where the real delay or failure
 // happens (see points.go) and match a target (see selector.go). Every
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 )
 
@@ -33,6 +35,9 @@ const (
 	KindError Kind = "error"
 	KindBlock Kind = "block"
 	KindPanic Kind = "panic"
+	// KindExit makes the target's process exit now with a status, as if
+	// it died there (exit(137): kill -9); see Injector.SetExitHandler.
+	KindExit Kind = "exit"
 )
 
 // Term is one step of a spec.
@@ -44,6 +49,8 @@ type Term struct {
 	Jitter  time.Duration
 	Code    codes.Code
 	Message string
+	// ExitStatus is exit's status, 0 to 255 (128 + n for signal n).
+	ExitStatus uint32
 	// implicit marks a count of 1 that was not written, so String gives
 	// back what was parsed.
 	implicit bool
@@ -72,6 +79,8 @@ func (t Term) String() string {
 		}
 	case KindPanic:
 		fmt.Fprintf(&b, "panic(%s)", t.Message)
+	case KindExit:
+		fmt.Fprintf(&b, "exit(%d)", t.ExitStatus)
 	default:
 		b.WriteString(string(t.Kind))
 	}
@@ -192,8 +201,15 @@ func parseTerm(s string) (Term, error) {
 		if t.Message == "" {
 			t.Message = "injected panic"
 		}
+	case KindExit:
+		if len(args) != 1 {
+			return t, fmt.Errorf("exit takes an exit status or a signal, e.g. exit(137), exit(KILL) or exit(1)")
+		}
+		if t.ExitStatus, err = parseExitStatus(args[0]); err != nil {
+			return t, fmt.Errorf("exit: %w", err)
+		}
 	default:
-		return t, fmt.Errorf("unknown action %q: want off, delay, error, block or panic", name)
+		return t, fmt.Errorf("unknown action %q: want off, delay, error, block, panic or exit", name)
 	}
 	return t, nil
 }
@@ -231,6 +247,26 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is negative", s)
 	}
 	return d, nil
+}
+
+// parseExitStatus reads exit's argument: a status 0..255, or a signal name
+// (KILL, SIGTERM), which is a death by that signal: 128 + its number, as
+// the shim reports it.
+func parseExitStatus(s string) (uint32, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 || n > 255 {
+			return 0, fmt.Errorf("status %d: must be 0 to 255", n)
+		}
+		return uint32(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return 128 + uint32(sig), nil
+	}
+	return 0, fmt.Errorf("%q is neither an exit status (0 to 255) nor a signal name (KILL, TERM, ...)", s)
 }
 
 func parseCode(s string) (codes.Code, bool) {

@@ -140,3 +140,52 @@ func (t *Toggles) On() []Fix {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// FixInfo says, for people, what a fix changes, where it stands upstream
+// and what it costs (the A/B report prints it next to each variant).
+type FixInfo struct {
+	Changes, Upstream, Cost string
+}
+
+// Info describes the fix; the README's "Fix toggles" table says the same.
+func (f Fix) Info() FixInfo {
+	switch f {
+	case FixVolatile:
+		return FixInfo{
+			Changes:  "new containers' overlay rootfs is mounted volatile: the shim's unmount has nothing to sync, so Delete is fast",
+			Upstream: "in containerd >= 1.6.24 as the overlay snapshotter's mount_options (PR #8676); needs kernel >= 5.10",
+			Cost:     "writes are never synced: after a host crash a volatile upper dir cannot be mounted again, so the container's writable layer is lost",
+		}
+	case FixStoppingState:
+		return FixInfo{
+			Changes:  "on TaskExit the container is marked Stopping before the shim's delete; UpdateContainerResources refuses it without calling the shim",
+			Upstream: "the field's fix; upstream precedent PR #9771 (an Exiting state) is not merged, issue #9770 is open",
+			Cost:     "every update aimed at a dying container is an error kubelet logs; in the field kubelet also killed and recreated some containers that had finished normally",
+		}
+	case FixStoppingStateRefined:
+		return FixInfo{
+			Changes:  "the same Stopping state, but the update of a dying container skips the shim call and succeeds",
+			Upstream: "not upstream: this project's refinement of the field's fix",
+			Cost:     "the update is reported applied to a container that is exiting and never gets it",
+		}
+	case FixUpdateOutsideLock:
+		return FixInfo{
+			Changes:  "the shim's Update runs on a status snapshot outside the status write lock; only recording the new resources takes it",
+			Upstream: "containerd PRs #11300/#11304, not merged",
+			Cost:     "the update itself still waits for the shim, up to kubelet's 2 min deadline; only the readers stop waiting",
+		}
+	case FixShimUpdateNoWait:
+		return FixInfo{
+			Changes:  "the shim answers Update on a process being deleted at once (NotFound: task exited already) instead of queueing behind Delete",
+			Upstream: "not done upstream (a shim-side fix the field did not make)",
+			Cost:     "needs a new shim on the nodes; the daemon's own 2 s State cap still applies",
+		}
+	case FixListIndex:
+		return FixInfo{
+			Changes:  "ListContainers resolves id, sandbox and label filters through an index and reads only the matching containers' statuses",
+			Upstream: "not upstream: containerd reads every container's status before filtering",
+			Cost:     "an index kept on every create and remove; PLEG's unfiltered relist still reads every status",
+		}
+	}
+	return FixInfo{Changes: "unknown fix"}
+}

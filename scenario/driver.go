@@ -83,6 +83,8 @@ type Relist struct {
 type Hooks struct {
 	Relist func(Relist)
 	Health func(HealthEvent)
+	// ContainerCreated is told every container the driver creates.
+	ContainerCreated func(id string, pod PodSpec, c ContainerSpec)
 }
 
 // Driver is a kubelet-like CRI client: kubelet's generic PLEG, its health

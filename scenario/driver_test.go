@@ -33,6 +33,7 @@ type fakeCRI struct {
 	stuck      map[string]bool // ContainerStatus hangs until the caller gives up
 	listErr    error           // returned by the unfiltered ListContainers
 	listDelay  time.Duration   // before the unfiltered ListContainers answers
+	clock      clock.Clock     // the driver's: listDelay passes on it
 	statusOf   map[string]int  // ContainerStatus calls by container id
 	updates    []*runtime.UpdateContainerResourcesRequest
 }
@@ -91,7 +92,7 @@ func (f *fakeCRI) ListContainers(ctx context.Context, r *runtime.ListContainersR
 	delay, err := f.listDelay, f.listErr
 	f.mu.Unlock()
 	if unfiltered {
-		time.Sleep(delay)
+		_ = f.clock.Sleep(ctx, delay)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +157,8 @@ func startFake(t *testing.T, cfg DriverConfig, hooks Hooks) (*fakeCRI, *Driver, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := &fakeCRI{stuck: map[string]bool{}, statusOf: map[string]int{}}
+	clk := testClock(t)
+	fake := &fakeCRI{stuck: map[string]bool{}, statusOf: map[string]int{}, clock: clk}
 	srv := grpc.NewServer()
 	runtime.RegisterRuntimeServiceServer(srv, fake)
 	go srv.Serve(ln)
@@ -169,7 +171,19 @@ func startFake(t *testing.T, cfg DriverConfig, hooks Hooks) (*fakeCRI, *Driver, 
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
 	log.SetLevel(logrus.PanicLevel)
-	return fake, NewDriver(conn, clock.Real(), logrus.NewEntry(log), cfg, hooks), conn
+	return fake, NewDriver(conn, clk, logrus.NewEntry(log), cfg, hooks), conn
+}
+
+// testClock runs at time scale 1 but leaves out the time the machine
+// starved the test (clock.Meter), so a busy machine does not cross a test's
+// millisecond thresholds.
+func testClock(t *testing.T) clock.Clock {
+	clk, err := clock.NewDiscounting(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(clk.Stop)
+	return clk
 }
 
 var running, exited = runtime.ContainerState_CONTAINER_RUNNING, runtime.ContainerState_CONTAINER_EXITED
@@ -236,7 +250,7 @@ func TestRelistTimeIsTheStartOfASuccessfulGetPods(t *testing.T) {
 	fake.mu.Lock()
 	fake.listErr, fake.listDelay = nil, 150*time.Millisecond
 	fake.mu.Unlock()
-	before := time.Now()
+	before := d.clock.Now()
 	d.relist(ctx)
 	if rt := d.rec.relistTime; rt.Before(before) || rt.Sub(before) > 50*time.Millisecond {
 		t.Errorf("relistTime = %v after a relist that began at %v and listed for 150ms: want its start", rt, before)
@@ -337,7 +351,7 @@ func TestHealthTransitions(t *testing.T) {
 	fake.mu.Lock()
 	fake.listErr = errors.New("down")
 	fake.mu.Unlock()
-	time.Sleep(60 * time.Millisecond)
+	_ = d.clock.Sleep(ctx, 60*time.Millisecond)
 	d.relist(ctx)
 	d.checkHealth(ctx)
 	if len(events) != 1 || events[0].Healthy || !strings.HasPrefix(events[0].Message, "PLEG is not healthy: pleg was last seen active ") ||
@@ -396,9 +410,10 @@ func TestSchedules(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 		defer cancel()
 		var starts []time.Time
-		run(ctx, clock.Real(), period, func(context.Context) {
-			starts = append(starts, time.Now())
-			time.Sleep(round)
+		clk := testClock(t)
+		run(ctx, clk, period, func(ctx context.Context) {
+			starts = append(starts, clk.Now())
+			_ = clk.Sleep(ctx, round)
 		})
 		minGap = time.Hour
 		for i := 1; i < len(starts); i++ {
@@ -425,7 +440,7 @@ func TestProberNamesHungContainers(t *testing.T) {
 	fake.mu.Lock()
 	fake.stuck["stuck-app"] = true
 	fake.mu.Unlock()
-	p := NewProber(conn, clock.Real(), time.Second, 50*time.Millisecond)
+	p := NewProber(conn, fake.clock, time.Second, 50*time.Millisecond)
 	ctx := context.Background()
 
 	r := p.Round(ctx)

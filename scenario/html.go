@@ -5,11 +5,14 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/fakecontainerd/fakecontainerd/faults"
 )
 
 // Geometry of a variant's chart, in SVG pixels.
@@ -23,7 +26,7 @@ const (
 	rowHeight   = 8 // one row of a lane of calls
 	maxCallRows = 3
 	relistPlotH = 170
-	axisHeight  = 34
+	axisHeight  = 46
 	// minLaneSpan hides containers whose every hold and unmount was
 	// shorter: sub-second holds are every container's routine, not the
 	// incident, and would bury it under dozens of empty lanes.
@@ -47,6 +50,7 @@ const (
 	colThreshold = "#d62728"
 	colUnhealthy = "#fadbd8"
 	colAge       = "#c0392b"
+	colExit      = "#111"
 )
 
 type svgRect struct {
@@ -91,20 +95,64 @@ type htmlVariant struct {
 	Name, Verdict string
 	Unhealthy     bool
 	Err           string
-	Chart         *chart
-	Note          string
-	Blame         []BlameChain
-	Errors        []ErrorCount
-	Failed        []string
+	// Description and Fixes say what the variant is.
+	Description string
+	Fixes       []htmlFix
+	Chart       *chart
+	Note        string
+	// Longest says what held longest of all blame saw, and who waited.
+	Longest string
+	Blame   []htmlChain
+	Errors  []ErrorCount
+	Failed  []string
+}
+
+// htmlFix is one fix a variant switches on, as the page explains it.
+type htmlFix struct {
+	Name string
+	faults.FixInfo
+}
+
+// htmlChain is a row of a variant's blame table: one group of samples.
+type htmlChain struct {
+	BlameChain
+	// Chain and HeldBy are the chain's text and its holder with
+	// containers named; Waiting its waiters joined.
+	Chain, HeldBy, Waiting string
 }
 
 type htmlReport struct {
-	Title, Subtitle string
-	Stall           string
-	Header          []string
-	Rows            [][]string
-	Variants        []htmlVariant
-	Colours         map[string]string
+	Title, Subtitle      string
+	Summary, Description string
+	Stall                string
+	Header               []string
+	Rows                 [][]string
+	Variants             []htmlVariant
+	Legend               []legendItem
+}
+
+// legendItem is one entry of a chart's legend: a swatch of a kind (a
+// filled box, a thin band, a line, a dashed line, a marker) and its words.
+type legendItem struct {
+	Kind, Colour, Text string
+}
+
+// chartLegend is the legend under every chart, one entry per colour.
+var chartLegend = []legendItem{
+	{"box", colUnmount, "rootfs unmount in the shim's Delete (lane's top half; long when dirty pages must be synced)"},
+	{"box", colLock, "container's status lock held (lane's bottom half; named by the holding call)"},
+	{"marker", colExit, "the container's process exits (scripted): red label = died (non-zero exit), grey = finished"},
+	{"box", colList, "ListContainers call, from call to reply"},
+	{"box", colUpdateOK, "UpdateContainerResources ok"},
+	{"box", colUpdateErr, "call failed (UpdateContainerResources or ListContainers error)"},
+	{"box", colDeadline, "UpdateContainerResources hit kubelet's 2 min deadline"},
+	{"box", colInFlight, "call still running when the run ended"},
+	{"band", colList, "thin light band: a stream of calls each too short to draw"},
+	{"box", colRelistOK, "relist: a bar at its start, as tall as it took"},
+	{"box", colUpdateErr, "relist whose GetPods failed (relist time not updated)"},
+	{"line", colAge, "time since the last successful relist (what kubelet compares with the threshold)"},
+	{"dash", colThreshold, "PLEG threshold (3 min): above it kubelet says \"PLEG is not healthy\""},
+	{"box", colUnhealthy, "PLEG unhealthy: kubelet marks the node NotReady"},
 }
 
 // WriteHTML writes the report as one self-contained HTML page: per
@@ -115,18 +163,19 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	hr := htmlReport{
 		Title:    "fakecontainerd A/B: " + r.Scenario,
 		Subtitle: fmt.Sprintf("time scale %g, %v of wall time; all times are scenario (real-world) seconds", r.TimeScale, r.Wall.Round(time.Millisecond)),
-		Header:   tableHeader(),
-		Colours: map[string]string{
-			"unmount": colUnmount, "lock": colLock, "list": colList, "ok": colUpdateOK, "err": colUpdateErr,
-			"deadline": colDeadline, "inflight": colInFlight, "relist": colRelistOK, "threshold": colThreshold, "unhealthy": colUnhealthy,
-		},
+		Summary:  r.Summary, Description: r.Description,
+		Header: tableHeader(),
+		Legend: chartLegend,
 	}
 	if r.Discounted > 0 {
 		hr.Stall = strings.ToUpper(r.starvation()[:1]) + r.starvation()[1:] + "."
 	}
 	for _, v := range r.Variants {
 		hr.Rows = append(hr.Rows, v.tableCells())
-		hv := htmlVariant{Name: v.Name, Failed: v.Failed, Errors: v.Stats.Errors}
+		hv := htmlVariant{Name: v.Name, Failed: v.Failed, Errors: v.Stats.Errors, Description: v.Description}
+		for _, f := range v.Fixes {
+			hv.Fixes = append(hv.Fixes, htmlFix{Name: string(f), FixInfo: f.Info()})
+		}
 		switch {
 		case v.Err != nil:
 			hv.Verdict, hv.Err, hv.Unhealthy = "did not run", v.Err.Error(), true
@@ -137,11 +186,73 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		}
 		if v.Timeline != nil {
 			hv.Chart, hv.Note = drawTimeline(v.Timeline)
-			hv.Blame = v.Timeline.Blame
+			hv.Blame, hv.Longest = blameRows(v.Timeline)
 		}
 		hr.Variants = append(hr.Variants, hv)
 	}
 	return reportTemplate.Execute(w, hr)
+}
+
+// shortChainID matches the 8-character container ids blame's chains use.
+var shortChainID = regexp.MustCompile(`\bcontainer ([0-9a-f]{8})\b`)
+
+// blameRows turns a timeline's blame groups into table rows, containers
+// named by pod and container, and says what held longest and who waited.
+func blameRows(tl *Timeline) ([]htmlChain, string) {
+	byShort := map[string]string{}
+	for id, c := range tl.Containers {
+		if len(id) >= 8 {
+			byShort[id[:8]] = c.Label()
+		}
+	}
+	name := func(chain string) string {
+		return shortChainID.ReplaceAllStringFunc(chain, func(m string) string {
+			if label, ok := byShort[m[len(m)-8:]]; ok {
+				return m + " (" + label + ")"
+			}
+			return m
+		})
+	}
+	rows := make([]htmlChain, 0, len(tl.Blame))
+	var longest *BlameChain
+	for i, b := range tl.Blame {
+		rows = append(rows, htmlChain{BlameChain: b, Chain: name(b.Chain), HeldBy: name(b.Holder), Waiting: strings.Join(b.Waiters, ", ")})
+		if longest == nil || b.LongestHeld > longest.LongestHeld {
+			longest = &tl.Blame[i]
+		}
+	}
+	if longest == nil || longest.Holder == "" {
+		return rows, ""
+	}
+	summary := fmt.Sprintf("Longest hold blame saw: %s s, by %s", seconds(longest.LongestHeld), name(longest.Holder))
+	if len(longest.Waiters) > 0 {
+		summary += "; waiting on it: " + strings.Join(longest.Waiters, ", ")
+	}
+	if !waitsOnStatusLock(tl.Blame) && onlyShimCalls(longest.Waiters) {
+		summary += ". No CRI call waited on a status lock behind it: only the shim's own calls waited"
+	}
+	return rows, summary + "."
+}
+
+// waitsOnStatusLock says whether any chain has a caller waiting on a
+// status lock (what stalls ListContainers).
+func waitsOnStatusLock(chains []BlameChain) bool {
+	for _, c := range chains {
+		if strings.Contains(c.Chain, "on the status lock") {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyShimCalls says whether every waiter is a shim's own task call.
+func onlyShimCalls(waiters []string) bool {
+	for _, w := range waiters {
+		if !strings.HasPrefix(w, "shim ") {
+			return false
+		}
+	}
+	return len(waiters) > 0
 }
 
 // xScale maps scenario time to the plot's x.
@@ -294,11 +405,30 @@ func drawTimeline(tl *Timeline) (*chart, string) {
 	laneY := map[string]float64{}
 	for _, l := range shown {
 		laneY[l.id] = y
-		name := "container " + shortName(l.id)
+		info, named := tl.Containers[l.id]
+		sub := shortName(l.id)
 		if l.volatile {
-			name += " (volatile)"
+			sub += " (volatile)"
 		}
-		label(name, y+laneHeight/2+4)
+		if !named {
+			label("container "+sub, y+laneHeight/2+4)
+		} else {
+			colour, what := "#222", ""
+			if info.Exits {
+				colour, what = "#777", fmt.Sprintf(", finished (exit %d)", info.ExitCode)
+				if info.ExitCode != 0 {
+					colour, what = colThreshold, fmt.Sprintf(", died (exit %d)", info.ExitCode)
+				}
+			}
+			c.Texts = append(c.Texts,
+				svgText{X: labelWidth - 8, Y: y + 10, Text: info.Label(), Anchor: "end", Size: 12, Fill: colour, Weight: boldIf(info.Exits && info.ExitCode != 0)},
+				svgText{X: labelWidth - 8, Y: y + 21, Text: sub + what, Anchor: "end", Size: 9, Fill: "#666"})
+			if info.Exits && info.ExitAt <= span {
+				x := sc.x(info.ExitAt)
+				c.Lines = append(c.Lines, svgLine{X1: x, Y1: y - 1, X2: x, Y2: y + laneHeight + 1, Stroke: colExit, Width: 2})
+				c.Texts = append(c.Texts, svgText{X: x - 3, Y: y + 9, Text: fmt.Sprintf("exit %d", info.ExitCode), Anchor: "end", Size: 9, Fill: colExit})
+			}
+		}
 		backgrounds = append(backgrounds, svgRect{X: labelWidth, Y: y, W: plotWidth, H: laneHeight, Fill: "#f4f6f7", Opacity: 1})
 		y += laneHeight + laneGap
 	}
@@ -455,7 +585,8 @@ func drawTimeline(tl *Timeline) (*chart, string) {
 		c.Lines = append(c.Lines, svgLine{X1: x, Y1: y, X2: x, Y2: y + 5, Stroke: "#333", Width: 1})
 		c.Texts = append(c.Texts, svgText{X: x, Y: y + 18, Text: fmt.Sprintf("%g s", d.Seconds()), Anchor: "middle", Size: 11, Fill: "#333"})
 	}
-	c.Texts = append(c.Texts, svgText{X: labelWidth - 8, Y: y + 18, Text: "scenario time", Anchor: "end", Size: 11, Fill: "#666"})
+	// The axis' name sits under the ticks, clear of the first one.
+	c.Texts = append(c.Texts, svgText{X: labelWidth + plotWidth/2, Y: y + 36, Text: "scenario time (real-world seconds since the workload started)", Anchor: "middle", Size: 11, Fill: "#666"})
 	c.Height = y + axisHeight
 
 	var note []string
@@ -496,6 +627,13 @@ func thinPoints(pts []string) []string {
 	return out
 }
 
+func boldIf(b bool) string {
+	if b {
+		return "bold"
+	}
+	return ""
+}
+
 func shortName(id string) string {
 	if len(id) > 12 {
 		return id[:12]
@@ -518,6 +656,14 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
 h1 { margin-bottom: 4px; }
 .sub { color: #555; margin-top: 0; }
 .legend { background: #f8f9f9; border: 1px solid #ddd; padding: 10px 14px; line-height: 1.55; }
+.desc { color: #333; max-width: 1100px; }
+ul.key { list-style: none; padding: 6px 10px; margin: 4px 0 10px; display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 12px; background: #f8f9f9; border: 1px solid #e3e6e8; }
+ul.key li { white-space: nowrap; }
+.band { display: inline-block; width: 16px; height: 4px; vertical-align: 3px; margin-right: 3px; opacity: 0.45; }
+.ln { display: inline-block; width: 16px; height: 0; vertical-align: 4px; margin-right: 3px; border-top: 2px solid; }
+.ln.dash { border-top-style: dashed; }
+.mk { display: inline-block; width: 2px; height: 12px; vertical-align: -1px; margin: 0 7px 0 4px; }
+ul.fixes { margin: 4px 0 10px; font-size: 13px; }
 .sw { display: inline-block; width: 12px; height: 12px; vertical-align: -1px; margin-right: 3px; border-radius: 2px; }
 .bad { color: #c0392b; font-weight: bold; }
 .good { color: #1e8449; font-weight: bold; }
@@ -534,18 +680,9 @@ svg { display: block; }
 <h1>{{.Title}}</h1>
 <p class="sub">{{.Subtitle}}</p>
 {{with .Stall}}<p class="note">{{.}}</p>{{end}}
-<p class="legend">Each variant below ran the same workload against its own fake containerd, driven like a kubelet: PLEG relists every second (ListPodSandbox + ListContainers), and the CPU manager calls UpdateContainerResources on every running container every 10 s. Time runs left to right in scenario seconds (the incident's real-world time). Per container:
-<span class="sw" style="background:{{index .Colours "unmount"}}"></span>its rootfs unmount in the shim's Delete (top half; long when the dirty pages must be synced) and
-<span class="sw" style="background:{{index .Colours "lock"}}"></span>its status lock held (bottom half, named by the operation holding it).
-Calls kubelet made, one bar each from call to reply:
-<span class="sw" style="background:{{index .Colours "list"}}"></span>ListContainers;
-UpdateContainerResources <span class="sw" style="background:{{index .Colours "ok"}}"></span>ok,
-<span class="sw" style="background:{{index .Colours "err"}}"></span>error,
-<span class="sw" style="background:{{index .Colours "deadline"}}"></span>DeadlineExceeded (kubelet's 2 min deadline); a thin light band is a stream of calls each too short to draw;
-<span class="sw" style="background:{{index .Colours "inflight"}}"></span>still running when the run ended.
-At the bottom, each relist's duration is a bar at its start (very short ones: a band along the axis), and the red line is the time since the last successful relist; when no relist succeeds for longer than the
-<span class="sw" style="background:{{index .Colours "threshold"}}"></span>dashed threshold (3 min), kubelet reports "PLEG is not healthy" and marks the node NotReady:
-<span class="sw" style="background:{{index .Colours "unhealthy"}}"></span>shaded. Read a stall as: a long unmount holds the process lock; an UpdateContainerResources holds the container's status lock while it waits for it; every ListContainers waits for that status lock; relists stretch past the threshold. Hover a bar for its times.</p>
+{{with .Summary}}<p><b>{{.}}</b></p>{{end}}
+{{with .Description}}<p class="desc">{{.}}</p>{{end}}
+<p class="legend">Each variant below ran the same workload against its own fake containerd, driven like a kubelet: PLEG relists every second (ListPodSandbox + ListContainers) and the older CPU manager calls UpdateContainerResources on every running container every 10 s. Read a stall from the top of a chart down: a long unmount holds the shim's process lock; an UpdateContainerResources holds the container's status lock while it waits for it; every ListContainers waits for that status lock; relists stretch past the threshold. Each chart has its legend under it; hover a bar for its times.</p>
 
 <h2>A/B</h2>
 <table>
@@ -557,6 +694,8 @@ At the bottom, each relist's duration is a bar at its start (very short ones: a 
 {{range .Variants}}
 <section>
 <h2>{{.Name}}: <span class="{{if .Unhealthy}}bad{{else}}good{{end}}">{{.Verdict}}</span></h2>
+{{with .Description}}<p>{{.}}</p>{{end}}
+{{if .Fixes}}<ul class="fixes">{{range .Fixes}}<li><b>{{.Name}}</b>: {{.Changes}}. <i>Upstream:</i> {{.Upstream}}. <i>Cost:</i> {{.Cost}}.</li>{{end}}</ul>{{else}}<p class="note">No fix switched on: containerd's code paths as they are.</p>{{end}}
 {{with .Err}}<p class="bad">{{.}}</p>{{end}}
 {{with .Chart}}
 <svg xmlns="http://www.w3.org/2000/svg" width="{{f .Width}}" height="{{f .Height}}" viewBox="0 0 {{f .Width}} {{f .Height}}" font-family="Helvetica, Arial, sans-serif" role="img" aria-label="timeline">
@@ -565,14 +704,16 @@ At the bottom, each relist's duration is a bar at its start (very short ones: a 
 {{end}}{{range .Lines}}<line x1="{{f .X1}}" y1="{{f .Y1}}" x2="{{f .X2}}" y2="{{f .Y2}}" stroke="{{.Stroke}}" stroke-width="{{.Width}}"{{with .Dash}} stroke-dasharray="{{.}}"{{end}}/>
 {{end}}{{range .Texts}}<text x="{{f .X}}" y="{{f .Y}}" font-size="{{.Size}}" fill="{{.Fill}}"{{with .Anchor}} text-anchor="{{.}}"{{end}}{{with .Weight}} font-weight="{{.}}"{{end}}>{{.Text}}</text>
 {{end}}</svg>
+<ul class="key">{{range $.Legend}}<li>{{if eq .Kind "box"}}<span class="sw" style="background:{{.Colour}}"></span>{{else if eq .Kind "band"}}<span class="band" style="background:{{.Colour}}"></span>{{else if eq .Kind "marker"}}<span class="mk" style="background:{{.Colour}}"></span>{{else}}<span class="ln{{if eq .Kind "dash"}} dash{{end}}" style="border-color:{{.Colour}}"></span>{{end}}{{.Text}}</li>{{end}}</ul>
 {{end}}
 {{with .Note}}<p class="note">{{.}}</p>{{end}}
 {{with .Failed}}<p class="bad">Expectations not met:</p><ul>{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{with .Errors}}<h3>Errors kubelet saw</h3><table><tr><th>count</th><th>error</th></tr>{{range .}}<tr><td class="num">{{.Count}}</td><td>{{.String}}</td></tr>{{end}}</table>{{end}}
 <h3>Blame chains seen</h3>
-{{if .Blame}}<table><tr><th>samples</th><th>first seen</th><th>last seen</th><th>longest hold</th><th>chain (as it read at its longest hold)</th></tr>
-{{range .Blame}}<tr><td class="num">{{.Count}}</td><td class="num">{{dur .First}}</td><td class="num">{{dur .Last}}</td><td class="num">{{dur .LongestHeld}}</td><td>{{.Chain}}</td></tr>
-{{end}}</table>{{else}}<p class="note">None: no caller waited on a tracked lock when blame was sampled (every 5 scenario seconds).</p>{{end}}
+{{with .Longest}}<p>{{.}}</p>{{end}}
+{{if .Blame}}<p class="note">Samples of one chain that differ only in who waits and for how long are one row.</p><table><tr><th>samples</th><th>first seen</th><th>last seen</th><th>longest hold</th><th>held by</th><th>waiting</th><th>chain (as it read at its longest hold)</th></tr>
+{{range .Blame}}<tr><td class="num">{{.Count}}</td><td class="num">{{dur .First}}</td><td class="num">{{dur .Last}}</td><td class="num">{{dur .LongestHeld}}</td><td>{{.HeldBy}}</td><td>{{.Waiting}}</td><td>{{.Chain}}</td></tr>
+{{end}}</table>{{else}}<p class="note">None: no caller waited on a tracked lock or inside a fault when blame was sampled (every 5 scenario seconds).</p>{{end}}
 </section>
 {{end}}
 </body>

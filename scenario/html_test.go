@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/net/html"
 	"google.golang.org/grpc/codes"
+
+	"github.com/fakecontainerd/fakecontainerd/faults"
 )
 
 // syntheticReport is one unhealthy variant: a long unmount, a 2 min
@@ -33,9 +35,31 @@ func syntheticReport() *Report {
 		tl.Calls = append(tl.Calls, CallSpan{Method: "ListContainers", Start: at, End: at + time.Millisecond})
 		tl.Relists = append(tl.Relists, RelistSpan{Start: at, End: at + 2*time.Millisecond, OK: true})
 	}
+	tl.Containers = map[string]ContainerInfo{
+		"c0ffee0000000000": {Pod: "job-1", Name: "c1", Exits: true, ExitAt: 10 * s, ExitCode: 137},
+	}
 	stats := Stats{Threshold: 180 * s, MaxPLEGLastSeen: 230 * s, MaxRelist: 194 * s, Calls: map[string]CallStats{"ListContainers": {Max: 120 * s}}}
-	return &Report{Scenario: "synthetic", TimeScale: 0.01, Variants: []VariantResult{
+	healthy := &Timeline{
+		Duration: 300 * s, Threshold: 180 * s,
+		Blame: []BlameChain{{
+			Chain:  "shim State waits on the process lock of container c0ffee00, held 6m7s by shim Delete, unmounting rootfs without volatile (2.0 GiB dirty).",
+			Holder: "shim Delete, unmounting rootfs without volatile (2.0 GiB dirty)", Waiters: []string{"shim State"},
+			Count: 3, First: 30 * s, Last: 60 * s, LongestHeld: 367 * s,
+		}},
+		Containers: tl.Containers,
+	}
+	return &Report{Scenario: "synthetic", Summary: "incident 0: a synthetic stall", Description: "A scenario made up for the test.", TimeScale: 0.01, Variants: []VariantResult{
 		{Name: "baseline", Stats: stats, Timeline: tl},
+		{Name: "volatile", Description: "the overlay mounted volatile", Fixes: []faults.Fix{faults.FixVolatile}, Stats: Stats{Threshold: 180 * s, MaxPLEGLastSeen: 2 * s}, Timeline: healthy},
+		{Name: "stuck", Stats: Stats{Threshold: 180 * s, MaxPLEGLastSeen: 200 * s}, Timeline: &Timeline{
+			Duration: 300 * s, Threshold: 180 * s,
+			Blame: []BlameChain{{
+				Chain:  "ContainerStatus (3 callers) waits inside fault f1 (container.status block) on container c0ffee00, held up to 7m38s.",
+				Holder: "fault f1 (container.status block) on container c0ffee00", Waiters: []string{"ContainerStatus (up to 3 callers)"},
+				Count: 90, First: 15 * s, Last: 290 * s, LongestHeld: 458 * s,
+			}},
+			Containers: tl.Containers,
+		}},
 		{Name: "broken", Err: context.Canceled},
 	}}
 }
@@ -66,12 +90,25 @@ func TestWriteHTML(t *testing.T) {
 	}
 	walk(doc)
 	all := strings.Join(texts, " ")
-	if count["svg"] != 1 || count["rect"] < 6 || count["polyline"] != 1 || count["table"] < 2 {
-		t.Errorf("elements %v: want one svg with rects and the age line, the A/B and blame tables", count)
+	if count["svg"] != 3 || count["rect"] < 6 || count["polyline"] != 3 || count["table"] < 4 {
+		t.Errorf("elements %v: want three svgs with rects and the age line, the A/B and blame tables", count)
+	}
+	// Calls held in a fault are CRI calls waiting: the page must not say
+	// only the shim's calls waited.
+	if want := "Longest hold blame saw: 458.0 s, by fault f1 (container.status block) on container c0ffee00 (job-1/c1); waiting on it: ContainerStatus (up to 3 callers)."; !strings.Contains(all, want) {
+		t.Errorf("report text lacks %q", want)
 	}
 	for _, want := range []string{
-		"PLEG threshold 180.0 s", "PLEG unhealthy", "container c0ffee000000", "UpdateContainerResources 120.0 s",
+		"PLEG threshold 180.0 s", "PLEG unhealthy", "UpdateContainerResources 120.0 s",
 		"ListContainers", "did not run", "held 1m0s by UpdateContainerResources", "60 s", "UNHEALTHY",
+		// What the scenario and each variant are.
+		"incident 0: a synthetic stall", "A scenario made up for the test.", "the overlay mounted volatile",
+		"No fix switched on", faults.FixVolatile.Info().Upstream, faults.FixVolatile.Info().Cost,
+		// Container lanes by pod/container, with the id, the one that died marked.
+		"job-1/c1", "c0ffee000000, died (exit 137)", "exit 137",
+		// Chains name containers; a healthy variant's longest hold says what held.
+		"container c0ffee00 (job-1/c1)",
+		"Longest hold blame saw: 367.0 s, by shim Delete, unmounting rootfs without volatile (2.0 GiB dirty); waiting on it: shim State. No CRI call waited on a status lock",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("report text lacks %q", want)
@@ -83,6 +120,15 @@ func TestWriteHTML(t *testing.T) {
 			t.Errorf("report lacks %s", want)
 		}
 	}
+	// A legend under each chart, with the relist bars' colours in it.
+	if n := strings.Count(out, `<ul class="key">`); n != 3 {
+		t.Errorf("%d chart legends, want one per chart (3)", n)
+	}
+	for _, want := range []string{`background:` + colRelistOK + `"></span>relist:`, `background:` + colUpdateErr + `"></span>relist whose GetPods failed`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("legend lacks %s", want)
+		}
+	}
 	// 2,000 short calls and relists, 50 ms apart, merge into a few bands.
 	if count["rect"] > 200 {
 		t.Errorf("%d rects: short calls were not merged", count["rect"])
@@ -92,14 +138,96 @@ func TestWriteHTML(t *testing.T) {
 	}
 }
 
+// TestAxisLabelClearsFirstTick: the time axis' name is drawn below the
+// tick labels, so it cannot run into the first one ("0 s").
+func TestAxisLabelClearsFirstTick(t *testing.T) {
+	c, _ := drawTimeline(syntheticReport().Variants[0].Timeline)
+	var axis, first *svgText
+	for i, tx := range c.Texts {
+		switch {
+		case strings.HasPrefix(tx.Text, "scenario time"):
+			axis = &c.Texts[i]
+		case tx.Text == "0 s" && tx.Anchor == "middle" && first == nil:
+			first = &c.Texts[i]
+		}
+	}
+	if axis == nil || first == nil {
+		t.Fatalf("axis label %v, first tick %v", axis, first)
+	}
+	if axis.Y-axis.Size <= first.Y {
+		t.Errorf("axis label at y %.0f (size %.0f) overlaps the first tick's line at y %.0f", axis.Y, axis.Size, first.Y)
+	}
+	if axis.Y > c.Height {
+		t.Errorf("axis label at y %.0f is below the chart (height %.0f)", axis.Y, c.Height)
+	}
+}
+
+// TestBlameGroupsNearDuplicates: samples of one chain that differ in who
+// waits (which operations, how many callers) and in durations are one row,
+// which keeps every waiter with its most callers; another lock or holder
+// is another row.
+func TestBlameGroupsNearDuplicates(t *testing.T) {
+	r := newTimelineRecorder()
+	t0 := time.Now()
+	r.begin(t0)
+	r.sawChains(t0.Add(5*time.Second), []string{
+		"shim State waits on the process lock of container bed51c50, held 6.3s by shim Delete, unmounting rootfs without volatile (2.0 GiB dirty).",
+		"ListContainers waits on the status lock of container bed51c50, held 946ms by UpdateContainerResources, which waits on shim State, which waits on the process lock, held 6.3s by shim Delete, unmounting rootfs without volatile (2.0 GiB dirty).",
+	})
+	r.sawChains(t0.Add(10*time.Second), []string{
+		"shim State (8 callers), shim Update, shim Wait (7 callers) and shim Kill (7 callers) wait on the process lock of container bed51c50, held 4m14s by shim Delete, unmounting rootfs without volatile (2.0 GiB dirty).",
+		"shim State, shim Wait and shim Kill wait on the process lock of container 47470421, held 41.1s by shim Delete, unmounting rootfs without volatile (2.0 GiB dirty).",
+	})
+	r.sawChains(t0.Add(15*time.Second), []string{
+		"shim State (10 callers), shim Update (2 callers), shim Wait (8 callers) and shim Kill (8 callers) wait on the process lock of container bed51c50, held 6m41s by shim Delete, unmounting rootfs without volatile (2.0 GiB dirty).",
+	})
+	r.finish(Stats{}, 0)
+	bl := r.result().Blame
+	if len(bl) != 3 {
+		for _, b := range bl {
+			t.Logf("row: %+v", b)
+		}
+		t.Fatalf("%d rows, want 3 (process lock of bed51c50, its status lock, process lock of 47470421)", len(bl))
+	}
+	var row *BlameChain
+	for i := range bl {
+		if strings.Contains(bl[i].Chain, "process lock of container bed51c50") {
+			row = &bl[i]
+		}
+	}
+	if row == nil {
+		t.Fatalf("no row for bed51c50's process lock: %+v", bl)
+	}
+	want := []string{"shim State (up to 10 callers)", "shim Update (up to 2 callers)", "shim Wait (up to 8 callers)", "shim Kill (up to 8 callers)"}
+	if row.Count != 3 || row.LongestHeld != 6*time.Minute+41*time.Second || strings.Join(row.Waiters, "; ") != strings.Join(want, "; ") ||
+		row.Holder != "shim Delete, unmounting rootfs without volatile (2.0 GiB dirty)" || row.First != 5*time.Second || row.Last != 15*time.Second {
+		t.Errorf("row %+v: want 3 samples from 5 s to 15 s, held 6m41s by shim Delete, waiters %q", *row, want)
+	}
+}
+
 func TestNormalizeChain(t *testing.T) {
 	a := "ListContainers (3 callers) waits on the status lock of container fadda516, held 7.7s by UpdateContainerResources, which waits on the process lock, held 1m2s by shim Delete."
 	b := "ListContainers (5 callers) waits on the status lock of container fadda516, held 1m9s by UpdateContainerResources, which waits on the process lock, held 2m0s by shim Delete."
 	if normalizeChain(a) != normalizeChain(b) {
 		t.Errorf("%q != %q", normalizeChain(a), normalizeChain(b))
 	}
-	if got := longestHeld(b); got != 2*time.Minute {
-		t.Errorf("longestHeld = %v", got)
+	if got, by := longestHeld(b); got != 2*time.Minute || by != "shim Delete" {
+		t.Errorf("longestHeld = %v by %q, want 2m0s by shim Delete", got, by)
+	}
+	for _, tc := range []struct {
+		chain, by string
+		held      time.Duration
+	}{
+		{"ListContainers waits on the status lock of container c0ffee00, held 5.2s by UpdateContainerResources, inside fault f1 (status.fsync block) for 4.3s.",
+			"UpdateContainerResources, inside fault f1 (status.fsync block) for 4.3s", 5200 * time.Millisecond},
+		{"ContainerStatus (2 callers) waits inside fault f1 (container.status block) on container 14680daf, held up to 2m3s.",
+			"fault f1 (container.status block) on container 14680daf", 2*time.Minute + 3*time.Second},
+		{"UpdateContainerResources waits inside fault f1 (status.fsync block) on container dc415943, held up to 4.7s, holding the status lock of container dc415943.",
+			"fault f1 (status.fsync block) on container dc415943", 4700 * time.Millisecond},
+	} {
+		if held, by := longestHeld(tc.chain); held != tc.held || by != tc.by {
+			t.Errorf("longestHeld(%q) = %v by %q, want %v by %q", tc.chain, held, by, tc.held, tc.by)
+		}
 	}
 	r := newTimelineRecorder()
 	t0 := time.Now()

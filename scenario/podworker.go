@@ -103,7 +103,9 @@ func (d *Driver) createContainer(ctx context.Context, p PodSpec, sandboxID strin
 	config := &runtime.ContainerConfig{
 		Metadata: &runtime.ContainerMetadata{Name: c.Name},
 		Image:    &runtime.ImageSpec{Image: c.Image},
-		Command:  []string{"sh", "-c", "while true; do sleep 1; done"},
+		// Runs until stopped: the process model interprets commands, and a
+		// loop of sleeps would cost CPU at every scenario second.
+		Command: []string{"sleep", "infinity"},
 		Labels: merge(c.Labels, map[string]string{
 			labelContainerName: c.Name, labelPodName: p.Name, labelPodNamespace: p.Namespace, labelPodUID: p.UID,
 		}),
@@ -118,6 +120,9 @@ func (d *Driver) createContainer(ctx context.Context, p PodSpec, sandboxID strin
 	})
 	if err != nil {
 		return "", fmt.Errorf("CreateContainer: %w", err)
+	}
+	if d.hooks.ContainerCreated != nil {
+		d.hooks.ContainerCreated(id, p, c)
 	}
 	return id, nil
 }

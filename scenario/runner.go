@@ -19,6 +19,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/configs"
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 	"github.com/fakecontainerd/fakecontainerd/server"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 )
@@ -42,8 +43,10 @@ type Options struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	Scenario  string
-	TimeScale float64
+	Scenario string
+	// Summary and Description are the scenario's, for the HTML page.
+	Summary, Description string
+	TimeScale            float64
 	// Wall is how long the whole run took in wall time.
 	Wall time.Duration
 	// MaxStall is the longest the process went without getting the CPU
@@ -70,8 +73,11 @@ func (r *Report) DiscountedScenario() time.Duration {
 
 // VariantResult is one variant's outcome.
 type VariantResult struct {
-	Name  string
-	Stats Stats
+	Name string
+	// Description and Fixes say what the variant is (the HTML page).
+	Description string
+	Fixes       []faults.Fix
+	Stats       Stats
 	// Err is set when the variant could not run (server or workload set-up).
 	Err error
 	// Failed lists the expectations that did not hold.
@@ -120,7 +126,7 @@ func Run(ctx context.Context, f *File, o Options) (*Report, error) {
 		log = logrus.NewEntry(l)
 	}
 	start := time.Now()
-	rep := &Report{Scenario: f.Name, TimeScale: scale, Variants: make([]VariantResult, len(variants))}
+	rep := &Report{Scenario: f.Name, Summary: f.Summary, Description: f.Description, TimeScale: scale, Variants: make([]VariantResult, len(variants))}
 	// One meter for every variant's clock: the variants share the
 	// process, so they are starved together. At a time scale of 0.01 a
 	// 100 ms stall of the machine would otherwise read as 10 s of scenario
@@ -178,8 +184,9 @@ func runBatch(ctx context.Context, f *File, variants []Variant, scale float64, m
 			vlog := log.WithFields(logrus.Fields{"scenario": f.Name, "variant": v.Name})
 			began := time.Now()
 			tr := newTimelineRecorder()
-			stats, err := runVariant(ctx, f.plan(v), scale, meter, tempDir, vlog, ready, tr)
-			res := VariantResult{Name: v.Name, Stats: stats, Err: err, Wall: time.Since(began), Timeline: tr.result()}
+			p := f.plan(v)
+			stats, err := runVariant(ctx, p, scale, meter, tempDir, vlog, ready, tr)
+			res := VariantResult{Name: v.Name, Description: v.Description, Fixes: p.fixes, Stats: stats, Err: err, Wall: time.Since(began), Timeline: tr.result()}
 			if err == nil {
 				res.Failed = v.Expect.check(stats)
 			}
@@ -237,7 +244,7 @@ func runVariant(ctx context.Context, p plan, scale float64, meter *clock.Meter, 
 			log.WithError(err).Error("server stopped")
 		}
 	}()
-	conn, err := grpc.NewClient("unix://"+cfg.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+cfg.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(deadline.UnaryClientGRPC))
 	if err != nil {
 		return Stats{}, fmt.Errorf("variant %s: connect: %w", p.name, err)
 	}
@@ -251,7 +258,8 @@ func runVariant(ctx context.Context, p plan, scale float64, meter *clock.Meter, 
 
 	// Stage 2, through a pod worker of its own (unrecorded, no deadlines
 	// to speak of).
-	setup := NewDriver(conn, clk, log.WithField("component", "setup"), DriverConfig{RuntimeRequestTimeout: setupTimeout}, Hooks{})
+	named := Hooks{ContainerCreated: p.namer(tr)}
+	setup := NewDriver(conn, clk, log.WithField("component", "setup"), DriverConfig{RuntimeRequestTimeout: setupTimeout}, named)
 	var initial []podPlan
 	for _, pp := range p.pods {
 		if pp.createAt == 0 {
@@ -282,7 +290,7 @@ func runVariant(ctx context.Context, p plan, scale float64, meter *clock.Meter, 
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	drv := NewDriver(conn, clk, log.WithField("component", "driver"), p.driver, Hooks{})
+	drv := NewDriver(conn, clk, log.WithField("component", "driver"), p.driver, named)
 	drv.rec.timeline = tr
 	at := func(d time.Duration) error { return clk.Sleep(runCtx, d-clk.Since(t0)) }
 	var wg sync.WaitGroup
@@ -467,6 +475,24 @@ func preload(ctx context.Context, conn grpc.ClientConnInterface, clk clock.Clock
 		}
 	}
 	return nil
+}
+
+// namer tells tr the names and scripted exit of every container the
+// workload creates, for the report's lanes.
+func (p plan) namer(tr *timelineRecorder) func(id string, pod PodSpec, c ContainerSpec) {
+	scripted := map[[2]string]containerPlan{}
+	for _, pp := range p.pods {
+		for _, cp := range pp.containers {
+			scripted[[2]string{pp.name, cp.name}] = cp
+		}
+	}
+	return func(id string, pod PodSpec, c ContainerSpec) {
+		info := ContainerInfo{Pod: pod.Name, Name: c.Name}
+		if cp, ok := scripted[[2]string{pod.Name, c.Name}]; ok && cp.exitAt > 0 {
+			info.Exits, info.ExitAt, info.ExitCode = true, cp.exitAt, cp.exitCode
+		}
+		tr.created(id, info)
+	}
 }
 
 // podSpec turns a planned pod into the driver's PodSpec. A container's

@@ -2,8 +2,11 @@ package scenario
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +32,23 @@ type Timeline struct {
 	// Unhealthy are the windows in which kubelet judged PLEG unhealthy.
 	Unhealthy []Window
 	Blame     []BlameChain
+	// Containers names the workload's containers by id, for people.
+	Containers map[string]ContainerInfo
 }
+
+// ContainerInfo is what the report says about a container besides its id.
+type ContainerInfo struct {
+	// Pod and Name are the pod's and the container's names.
+	Pod, Name string
+	// ExitAt and ExitCode are the scripted exit, when it has one (ExitAt
+	// in timeline time: since time 0).
+	ExitAt   time.Duration
+	ExitCode int
+	Exits    bool
+}
+
+// Label is "pod/container".
+func (c ContainerInfo) Label() string { return c.Pod + "/" + c.Name }
 
 // CallSpan is one CRI call the driver made.
 type CallSpan struct {
@@ -64,13 +83,22 @@ type UnmountSpan struct {
 type Window struct{ From, To time.Duration }
 
 // BlameChain is one wait-for chain blame reported, seen Count times.
+// Samples that differ only in who waits (which operations, how many
+// callers) and in durations are one chain.
 type BlameChain struct {
 	// Chain is the text as it read when its hold was longest.
 	Chain string
 	// Count is how many samples showed it.
-	Count           int
-	First, Last     time.Duration
-	LongestHeld     time.Duration
+	Count       int
+	First, Last time.Duration
+	LongestHeld time.Duration
+	// Holder is what held at the longest hold: the last "held ... by"
+	// of the chain, e.g. "shim Delete, unmounting rootfs ...".
+	Holder string
+	// Waiters are the operations seen waiting, first seen first, each
+	// with the most callers a sample showed.
+	Waiters         []string
+	waiterMax       map[string]int
 	normalizedChain string
 }
 
@@ -91,13 +119,22 @@ type timelineRecorder struct {
 	locks    []LockSpan
 	unmounts []UnmountSpan
 	chains   map[string]*BlameChain
-	done     *Timeline
+	// containers are the workload's, as the driver created them.
+	containers map[string]ContainerInfo
+	done       *Timeline
 }
 
 var _ server.TimelineObserver = (*timelineRecorder)(nil)
 
 func newTimelineRecorder() *timelineRecorder {
-	return &timelineRecorder{chains: map[string]*BlameChain{}}
+	return &timelineRecorder{chains: map[string]*BlameChain{}, containers: map[string]ContainerInfo{}}
+}
+
+// created records a workload container's names and scripted exit.
+func (r *timelineRecorder) created(id string, info ContainerInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.containers[id] = info
 }
 
 // begin marks time 0.
@@ -181,22 +218,72 @@ func (r *timelineRecorder) Unmounted(id string, volatile bool, from time.Time, t
 var (
 	chainDuration = regexp.MustCompile(`\b\d+(?:\.\d+)?(?:h|ms|µs|us|ns|m|s)(?:\d+(?:\.\d+)?(?:ms|µs|us|ns|m|s))*\b`)
 	chainCallers  = regexp.MustCompile(`\(\d+ callers\)`)
-	chainHeld     = regexp.MustCompile(`held (\S+) by`)
+	chainHeld     = regexp.MustCompile(`held (\S+) by `)
+	// chainInFault is blame's line for calls held in a fault: "<waiters>
+	// wait(s) inside fault f1 (<point> <spec>) on <object>, held up to <d>".
+	chainInFault = regexp.MustCompile(` waits? inside (.*), held up to ([^,]+?)(?:,|\.$)`)
+	// chainVerb ends a chain's subject (who waits): blame's chains read
+	// "<waiters> wait(s) on <lock>, held ..." or "... wait(s) inside
+	// fault ...".
+	chainVerb    = regexp.MustCompile(` waits? (?:on|inside) `)
+	chainWaiter  = regexp.MustCompile(`^(.*?)(?: \((\d+) callers\))?$`)
+	chainJoiners = regexp.MustCompile(`, | and `)
 )
 
+// normalizeChain is a chain's grouping key: what is waited on and who holds
+// it, without who waits or for how long.
 func normalizeChain(c string) string {
+	if loc := chainVerb.FindStringIndex(c); loc != nil {
+		c = "… wait" + c[loc[0]+len(" wait"):]
+		c = strings.Replace(c, "… waits", "… wait", 1)
+	}
 	return chainCallers.ReplaceAllString(chainDuration.ReplaceAllString(c, "…"), "(n callers)")
 }
 
-// longestHeld is the longest "held X by" in a chain.
-func longestHeld(c string) time.Duration {
+// chainWaiters reads a chain's subject: the operations waiting, each with
+// its number of callers.
+func chainWaiters(c string) (ops []string, callers map[string]int) {
+	loc := chainVerb.FindStringIndex(c)
+	if loc == nil {
+		return nil, nil
+	}
+	callers = map[string]int{}
+	for _, part := range chainJoiners.Split(c[:loc[0]], -1) {
+		m := chainWaiter.FindStringSubmatch(part)
+		n := 1
+		if m[2] != "" {
+			n, _ = strconv.Atoi(m[2])
+		}
+		if _, ok := callers[m[1]]; !ok {
+			ops = append(ops, m[1])
+		}
+		callers[m[1]] = max(callers[m[1]], n)
+	}
+	return ops, callers
+}
+
+// longestHeld is the longest "held X by Y" in a chain and Y, what held:
+// the text up to the next ", which" or the chain's end.
+func longestHeld(c string) (time.Duration, string) {
 	var longest time.Duration
-	for _, m := range chainHeld.FindAllStringSubmatch(c, -1) {
-		if d, err := time.ParseDuration(strings.TrimSuffix(m[1], ",")); err == nil {
-			longest = max(longest, d)
+	holder := ""
+	for _, m := range chainHeld.FindAllStringSubmatchIndex(c, -1) {
+		d, err := time.ParseDuration(c[m[2]:m[3]])
+		if err != nil || d < longest {
+			continue
+		}
+		rest := c[m[1]:]
+		if i := strings.Index(rest, ", which "); i >= 0 {
+			rest = rest[:i]
+		}
+		longest, holder = d, strings.TrimSuffix(rest, ".")
+	}
+	if m := chainInFault.FindStringSubmatch(c); m != nil {
+		if d, err := time.ParseDuration(m[2]); err == nil && d >= longest {
+			longest, holder = d, m[1]
 		}
 	}
-	return longest
+	return longest, holder
 }
 
 // sawChains records one blame sample taken at now.
@@ -209,16 +296,23 @@ func (r *timelineRecorder) sawChains(now time.Time, chains []string) {
 	}
 	for _, c := range chains {
 		key := normalizeChain(c)
-		held := longestHeld(c)
+		held, holder := longestHeld(c)
 		bc, ok := r.chains[key]
 		if !ok {
-			bc = &BlameChain{Chain: c, First: at, LongestHeld: held, normalizedChain: key}
+			bc = &BlameChain{Chain: c, First: at, LongestHeld: held, Holder: holder, normalizedChain: key, waiterMax: map[string]int{}}
 			r.chains[key] = bc
 		}
 		bc.Count++
 		bc.Last = at
 		if held > bc.LongestHeld {
-			bc.LongestHeld, bc.Chain = held, c
+			bc.LongestHeld, bc.Chain, bc.Holder = held, c, holder
+		}
+		ops, callers := chainWaiters(c)
+		for _, op := range ops {
+			if _, seen := bc.waiterMax[op]; !seen {
+				bc.Waiters = append(bc.Waiters, op)
+			}
+			bc.waiterMax[op] = max(bc.waiterMax[op], callers[op])
 		}
 	}
 }
@@ -271,8 +365,17 @@ func (r *timelineRecorder) finish(s Stats, driverStart time.Duration) {
 		tl.Unhealthy = append(tl.Unhealthy, Window{From: from, To: tl.Duration})
 	}
 	for _, c := range r.chains {
-		tl.Blame = append(tl.Blame, *c)
+		bc := *c
+		bc.Waiters = make([]string, len(c.Waiters))
+		for i, op := range c.Waiters {
+			bc.Waiters[i] = op
+			if n := c.waiterMax[op]; n > 1 {
+				bc.Waiters[i] = fmt.Sprintf("%s (up to %d callers)", op, n)
+			}
+		}
+		tl.Blame = append(tl.Blame, bc)
 	}
+	tl.Containers = maps.Clone(r.containers)
 	sort.Slice(tl.Blame, func(i, j int) bool {
 		a, b := tl.Blame[i], tl.Blame[j]
 		if a.First != b.First {

@@ -26,11 +26,19 @@ func AdminAddress(cfg *configs.Config) string {
 
 // The admin API's request and response bodies.
 type (
-	// FaultRequest arms a fault.
+	// FaultRequest arms a fault. With Strict, a target that matches no
+	// container or pod that exists now is refused instead of warned about.
 	FaultRequest struct {
 		Point  string `json:"point"`
 		Target string `json:"target"`
 		Spec   string `json:"spec"`
+		Strict bool   `json:"strict,omitempty"`
+	}
+	// FaultResponse is the armed fault, and a warning when its target
+	// matches nothing that exists now (it may match a pod yet to come).
+	FaultResponse struct {
+		faults.Info
+		Warning string `json:"warning,omitempty"`
 	}
 	// FixRequest switches a fix.
 	FixRequest struct {
@@ -71,12 +79,29 @@ func (c *criService) adminHandler() http.Handler {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
+		warning := c.unmatchedTarget(sel)
+		if warning != "" && req.Strict {
+			// A bad point or spec is still the first thing to hear about.
+			if err := faults.ValidatePoint(req.Point); err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			if _, err := faults.ParseSpec(req.Spec); err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			writeError(w, http.StatusUnprocessableEntity, fmt.Errorf("fault not armed (strict): %s", warning))
+			return
+		}
 		info, err := c.faults.Add(req.Point, sel, req.Spec, "api")
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, info)
+		if warning != "" {
+			c.log.WithFields(map[string]any{"fault": info.ID, "point": info.Point, "target": info.Target}).Warn(warning)
+		}
+		writeJSON(w, http.StatusCreated, FaultResponse{Info: info, Warning: warning})
 	})
 	mux.HandleFunc("DELETE /v1/faults", func(w http.ResponseWriter, r *http.Request) {
 		removed, err := c.faults.Clear(r.URL.Query()["id"]...)
@@ -93,6 +118,19 @@ func (c *criService) adminHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, ReleaseResponse{Released: n})
+	})
+	mux.HandleFunc("POST /v1/kill", func(w http.ResponseWriter, r *http.Request) {
+		var req KillRequest
+		if err := decodeJSON(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		resp, err := c.killProcess(r.Context(), req)
+		if err != nil {
+			writeError(w, httpCode(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
 	})
 	mux.HandleFunc("GET /v1/blame", func(w http.ResponseWriter, r *http.Request) {
 		if c.tracker == nil {

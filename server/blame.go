@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
@@ -96,11 +98,35 @@ type lockTracker struct {
 	mu     sync.Mutex
 	locks  map[lockKey][]*lockUse
 	calls  map[uint64]shimCall
+	holds  map[uint64]faultHold
 	recent []waitRecord
 }
 
+// faultHold is a goroutine held inside a delay or block fault, and the
+// operation it was doing when the fault caught it.
+type faultHold struct {
+	faults.Hold
+	op string
+}
+
 func newLockTracker(clk clock.Clock) *lockTracker {
-	return &lockTracker{clock: clk, locks: map[lockKey][]*lockUse{}, calls: map[uint64]shimCall{}}
+	return &lockTracker{clock: clk, locks: map[lockKey][]*lockUse{}, calls: map[uint64]shimCall{}, holds: map[uint64]faultHold{}}
+}
+
+// faultHeld is the injector's hold observer (faults.Injector.OnHold): it
+// runs in the held goroutine, so the hold can be matched to the locks and
+// shim calls that goroutine has.
+func (t *lockTracker) faultHeld(h faults.Hold) func() {
+	gid := goid()
+	fh := faultHold{Hold: h, op: callerOp()}
+	t.mu.Lock()
+	t.holds[gid] = fh
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		delete(t.holds, gid)
+		t.mu.Unlock()
+	}
 }
 
 func (t *lockTracker) track(key lockKey, op string, write bool) *lockUse {
@@ -269,6 +295,8 @@ type BlameReport struct {
 	Locks []LockReport `json:"locks"`
 	// Longest are the longest waits of the last 10 minutes.
 	Longest []waitRecord `json:"longest"`
+	// Faults are the calls held inside delay or block faults now.
+	Faults []FaultHoldEntry `json:"faults,omitempty"`
 }
 
 // LockReport is one lock's holders and waiters.
@@ -285,6 +313,19 @@ type UseEntry struct {
 	For       time.Duration `json:"for"`
 	Detail    string        `json:"detail,omitempty"`
 	ShimCall  string        `json:"shim_call,omitempty"`
+	// Fault names the delay or block fault the goroutine is inside now.
+	Fault string `json:"fault,omitempty"`
+}
+
+// FaultHoldEntry is a call held inside a delay or block fault now.
+type FaultHoldEntry struct {
+	faults.Hold
+	Op          string        `json:"op"`
+	Goroutine   uint64        `json:"goroutine"`
+	ContainerID string        `json:"container_id,omitempty"`
+	For         time.Duration `json:"for"`
+	// Holding are the tracked locks the held goroutine holds meanwhile.
+	Holding []string `json:"holding,omitempty"`
 }
 
 // report builds the blame report from a consistent snapshot.
@@ -298,12 +339,23 @@ func (t *lockTracker) report() BlameReport {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	// shown are the held goroutines a chain names, so that the list of
+	// calls held in faults does not repeat them.
+	shown := map[uint64]bool{}
 	for _, k := range keys {
 		lr := LockReport{Lock: k.String()}
 		for _, u := range t.locks[k] {
 			e := UseEntry{Op: u.op, Goroutine: u.gid, Detail: u.detail}
-			if call, ok := t.calls[u.gid]; ok {
+			call, inCall := t.calls[u.gid]
+			if inCall {
 				e.ShimCall = call.method + " " + shortID(call.id)
+			}
+			if h, ok := t.holds[u.gid]; ok {
+				e.Fault = h.String()
+			} else if inCall {
+				if _, h, ok := t.callHoldLocked(call); ok {
+					e.Fault = h.String()
+				}
 			}
 			if u.heldFrom.IsZero() {
 				e.For = now.Sub(u.since)
@@ -315,37 +367,161 @@ func (t *lockTracker) report() BlameReport {
 		}
 		rep.Locks = append(rep.Locks, lr)
 		if len(lr.Waiters) > 0 {
-			rep.Chains = append(rep.Chains, t.chainLocked(k, now))
+			rep.Chains = append(rep.Chains, t.chainLocked(k, now, shown))
 		}
 	}
+	rep.Faults = t.holdEntriesLocked(now)
+	rep.Chains = append(rep.Chains, faultChains(rep.Faults, shown)...)
 	rep.Longest = append(rep.Longest, t.recent...)
 	return rep
 }
 
+// holdEntriesLocked lists the calls held in faults, oldest first, each
+// with what it was doing: the CRI method it serves, or for a shim's
+// goroutine the shim operation (its process lock's, or the point's).
+func (t *lockTracker) holdEntriesLocked(now time.Time) []FaultHoldEntry {
+	out := make([]FaultHoldEntry, 0, len(t.holds))
+	for gid, h := range t.holds {
+		e := FaultHoldEntry{Hold: h.Hold, Op: h.op, Goroutine: gid, ContainerID: h.Target.ContainerID, For: now.Sub(h.Since)}
+		if e.ContainerID == "" {
+			e.ContainerID = h.Target.SandboxID
+		}
+		if e.Op == "unknown" {
+			e.Op = t.shimOpLocked(gid, h.Point)
+		}
+		for k, uses := range t.locks {
+			for _, u := range uses {
+				if u.gid == gid && !u.heldFrom.IsZero() {
+					e.Holding = append(e.Holding, k.String())
+				}
+			}
+		}
+		sort.Strings(e.Holding)
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].Goroutine < out[j].Goroutine
+	})
+	return out
+}
+
+// shimOpLocked names what a goroutine outside the CRI service does: the
+// op of a process lock it holds (shim Delete around the unmount), else the
+// shim method of a shim.<Method> point.
+func (t *lockTracker) shimOpLocked(gid uint64, point string) string {
+	for k, uses := range t.locks {
+		for _, u := range uses {
+			if u.gid == gid && k.kind == lockProcess {
+				return u.op
+			}
+		}
+	}
+	if m, ok := strings.CutPrefix(point, "shim."); ok && m != "unmount" {
+		return "shim " + m
+	}
+	return "a call at " + point
+}
+
+// callHoldLocked finds the fault that holds a daemon call to a shim in the
+// shim's own goroutine: a shim.<Method> fault on the call's container.
+func (t *lockTracker) callHoldLocked(call shimCall) (uint64, faultHold, bool) {
+	point := faults.ShimPoint(call.method)
+	for gid, h := range t.holds {
+		if h.Point == point && (h.Target.ContainerID == call.id || h.Target.SandboxID == call.id) {
+			return gid, h, true
+		}
+	}
+	return 0, faultHold{}, false
+}
+
+// faultChains says, in words, which calls faults hold that no lock chain
+// has named: calls held in a fault are waits too. Calls of one operation
+// in one fault on one object are grouped.
+func faultChains(holds []FaultHoldEntry, shown map[uint64]bool) []string {
+	type group struct {
+		ops     []string
+		hold    faults.Hold
+		id      string
+		longest time.Duration
+		holding []string
+		object  string // "container 1234abcd", "sandbox ...", or ""
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	for _, h := range holds {
+		if shown[h.Goroutine] {
+			continue
+		}
+		key := h.FaultID + "\x00" + h.Point + "\x00" + h.ContainerID
+		g, ok := byKey[key]
+		if !ok {
+			g = &group{hold: h.Hold, id: h.ContainerID}
+			if g.id != "" {
+				g.object = "container " + shortID(g.id)
+				if h.Target.ContainerID == "" {
+					g.object = "sandbox " + shortID(g.id)
+				}
+			}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.ops = append(g.ops, h.Op)
+		g.longest = max(g.longest, h.For)
+		for _, l := range h.Holding {
+			if !slices.Contains(g.holding, l) {
+				g.holding = append(g.holding, l)
+			}
+		}
+	}
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		subject, verb := opsPhrase(g.ops)
+		on := ""
+		if g.object != "" {
+			on = " on " + g.object
+		}
+		holding := ""
+		if len(g.holding) > 0 {
+			holding = ", holding " + strings.Join(g.holding, " and ")
+		}
+		out = append(out, fmt.Sprintf("%s %s inside %s%s, held up to %s%s.", subject, verb, g.hold, on, roundDuration(g.longest), holding))
+	}
+	return out
+}
+
 // chainLocked says, in words, why the waiters of key wait.
-func (t *lockTracker) chainLocked(key lockKey, now time.Time) string {
+func (t *lockTracker) chainLocked(key lockKey, now time.Time, shown map[uint64]bool) string {
 	var b strings.Builder
-	b.WriteString(waitersPhrase(t.locks[key], now))
-	b.WriteString(" waits on ")
+	var ops []string
+	for _, u := range t.locks[key] {
+		if u.heldFrom.IsZero() {
+			ops = append(ops, u.op)
+			shown[u.gid] = true
+		}
+	}
+	subject, verb := opsPhrase(ops)
+	b.WriteString(subject + " " + verb + " on ")
 	b.WriteString(key.String())
 	visited := map[lockKey]bool{}
-	t.followLocked(&b, key, now, visited)
+	t.followLocked(&b, key, now, visited, shown)
 	b.WriteString(".")
 	return b.String()
 }
 
-// waitersPhrase groups waiters by operation: "ListContainers (3 callers)".
-func waitersPhrase(uses []*lockUse, now time.Time) string {
+// opsPhrase groups operations, first seen first, with the verb that
+// agrees: "ListContainers (3 callers) waits", "ListContainers (29
+// callers) and ContainerStatus (29 callers) wait".
+func opsPhrase(ops []string) (subject, verb string) {
 	count := map[string]int{}
 	var order []string
-	for _, u := range uses {
-		if !u.heldFrom.IsZero() {
-			continue
+	for _, op := range ops {
+		if count[op] == 0 {
+			order = append(order, op)
 		}
-		if count[u.op] == 0 {
-			order = append(order, u.op)
-		}
-		count[u.op]++
+		count[op]++
 	}
 	parts := make([]string, 0, len(order))
 	for _, op := range order {
@@ -355,12 +531,20 @@ func waitersPhrase(uses []*lockUse, now time.Time) string {
 			parts = append(parts, op)
 		}
 	}
-	return strings.Join(parts, " and ")
+	verb = "waits"
+	if len(parts) > 1 {
+		verb = "wait"
+	}
+	if len(parts) <= 2 {
+		return strings.Join(parts, " and "), verb
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1], verb
 }
 
 // followLocked appends who holds key and what that holder waits on, lock
-// after lock, until a holder waits on nothing.
-func (t *lockTracker) followLocked(b *strings.Builder, key lockKey, now time.Time, visited map[lockKey]bool) {
+// after lock, until a holder waits on nothing. A holder inside a fault is
+// held by the fault, not by its own work: the fault is named instead.
+func (t *lockTracker) followLocked(b *strings.Builder, key lockKey, now time.Time, visited map[lockKey]bool, shown map[uint64]bool) {
 	if visited[key] {
 		b.WriteString(" (a cycle)")
 		return
@@ -376,20 +560,30 @@ func (t *lockTracker) followLocked(b *strings.Builder, key lockKey, now time.Tim
 		b.WriteString(", which nobody holds now (its waiters are being let in)")
 		return
 	}
+	shown[holder.gid] = true
 	fmt.Fprintf(b, ", held %s by %s", roundDuration(now.Sub(holder.heldFrom)), holder.op)
+	if h, ok := t.holds[holder.gid]; ok {
+		fmt.Fprintf(b, ", inside %s for %s", h, roundDuration(now.Sub(h.Since)))
+		return
+	}
 	if holder.detail != "" {
 		b.WriteString(", " + holder.detail)
 	}
 	// The holder is in a call to a shim: follow it to the process lock.
 	if call, ok := t.calls[holder.gid]; ok {
 		fmt.Fprintf(b, ", which waits on shim %s", call.method)
+		if gid, h, ok := t.callHoldLocked(call); ok {
+			shown[gid] = true
+			fmt.Fprintf(b, ", held inside %s for %s", h, roundDuration(now.Sub(h.Since)))
+			return
+		}
 		pk := lockKey{lockProcess, call.id}
 		if t.hasHolderLocked(pk) {
 			b.WriteString(", which waits on the process lock")
 			if pk.id != key.id {
 				b.WriteString(" of container " + shortID(pk.id))
 			}
-			t.followLocked(b, pk, now, visited)
+			t.followLocked(b, pk, now, visited, shown)
 		}
 		return
 	}
@@ -398,7 +592,7 @@ func (t *lockTracker) followLocked(b *strings.Builder, key lockKey, now time.Tim
 		for _, u := range uses {
 			if u.gid == holder.gid && u.heldFrom.IsZero() {
 				fmt.Fprintf(b, ", which waits on %s", k)
-				t.followLocked(b, k, now, visited)
+				t.followLocked(b, k, now, visited, shown)
 				return
 			}
 		}

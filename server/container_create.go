@@ -96,7 +96,7 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 	defer func() {
 		if retErr != nil {
 			if err := c.db.DeleteContainer(context.Background(), id); err != nil {
-				c.log.WithError(err).WithField("id", id).Error("failed to delete container record after a failed create")
+				c.log.WithError(err).WithField("id", id).Errorf("Failed to delete containerd container %q", id)
 			}
 		}
 	}()

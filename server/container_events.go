@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/server/gogofmt"
 )
 
 // containerEventsBuffer is containerd's containerEventsChan capacity; an
@@ -110,9 +112,10 @@ func (c *criService) generateAndSendContainerEvent(ctx context.Context, containe
 			e.ContainersStatuses = append(e.ContainersStatuses, c.toCRIContainerStatus(cntr, cntr.Status.Get()))
 		}
 	} else {
-		c.log.WithError(err).WithField("sandbox", sandboxID).Warn("Failed to get podSandbox status for container event, sending it with nil podSandboxStatus")
+		// containerd 1.7's text (1.6 has no container events).
+		c.log.WithField("sandbox", sandboxID).Warnf("Failed to get podSandbox status for container event for sandboxID %q: %v. Sending the event with nil podSandboxStatus.", sandboxID, err)
 	}
 	if !c.events.publish(e) {
-		c.log.WithField("id", containerID).Debug("containerEventsChan is full, discarding event")
+		c.log.WithField("id", containerID).Debugf("containerEventsChan is full, discarding event %s", gogofmt.String(e))
 	}
 }

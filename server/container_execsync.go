@@ -2,14 +2,26 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"syscall"
+	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/shim"
+	"github.com/fakecontainerd/fakecontainerd/shim/command"
 )
 
-// ExecSync runs nothing: a fake container has no process to exec in. It
-// answers with the configured canned result, so probes and `crictl exec
-// --sync` see a definite outcome.
+// ExecSync runs the command as an exec process in the container's shim, as
+// containerd's execInternal does: the shim interprets it against the
+// container's view (shim/command), its output comes back through FIFOs,
+// and the request's timeout kills it. A command the process model does not
+// know, or exec_sync.mode = "canned", gets the configured canned result.
 func (c *criService) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (*runtime.ExecSyncResponse, error) {
 	if r.GetContainerId() == "" {
 		return nil, errInvalid("container_id must not be empty")
@@ -28,7 +40,96 @@ func (c *criService) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (
 		return nil, errState("container is in %s state", criContainerStateToString(cntr.Status.Get().State()))
 	}
 	canned := c.config.Plugins.Fake.ExecSync
-	return &runtime.ExecSyncResponse{
-		Stdout: []byte(canned.Stdout), Stderr: []byte(canned.Stderr), ExitCode: canned.ExitCode,
-	}, nil
+	cannedResp := &runtime.ExecSyncResponse{Stdout: []byte(canned.Stdout), Stderr: []byte(canned.Stderr), ExitCode: canned.ExitCode}
+	if canned.Mode == configs.ExecSyncCanned {
+		return cannedResp, nil
+	}
+	if p := command.Parse(r.GetCmd()); !p.Modelled() {
+		c.log.WithFields(logrus.Fields{"id": cntr.ID, "cmd": r.GetCmd(), "unknown": p.Unknown()}).Debug("exec command not modelled: canned result")
+		return cannedResp, nil
+	}
+	var stdout, stderr limitedBuffer
+	stdout.max, stderr.max = maxExecSyncOutput, maxExecSyncOutput
+	code, err := c.execInContainer(ctx, cntr.ID, r.GetCmd(), time.Duration(r.GetTimeout())*time.Second, &stdout, &stderr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to exec in container: %w", err)
+	}
+	return &runtime.ExecSyncResponse{Stdout: stdout.b.Bytes(), Stderr: stderr.b.Bytes(), ExitCode: int32(code)}, nil
+}
+
+// execInContainer is containerd's execInternal: create the exec with its
+// FIFOs, wait, start, copy the output, and on timeout (project time) kill it
+// and report "timeout <d> exceeded".
+func (c *criService) execInContainer(ctx context.Context, id string, cmd []string, timeout time.Duration, stdout, stderr io.Writer) (uint32, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rec, err := c.db.GetContainer(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("failed to get container spec: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(rec.Spec, &spec); err != nil || spec.Process == nil {
+		return 0, fmt.Errorf("failed to get container spec: %v", err)
+	}
+	task, err := c.shims.Get(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("failed to load task: %w", err)
+	}
+	pspec := *spec.Process
+	pspec.Terminal, pspec.Args = false, cmd
+	execID := generateID()
+	fifos, err := newFIFOSet(c.ioDir(id, execID[:16]), execID, false)
+	if err != nil {
+		return 0, fmt.Errorf("failed to create exec %q io: %w", execID, err)
+	}
+	process, err := task.Exec(ctx, shim.ExecOpts{ID: execID, Spec: &pspec, Stdout: fifos.stdout, Stderr: fifos.stderr})
+	if err != nil {
+		closeIO(fifos)
+		return 0, fmt.Errorf("failed to create exec %q: %w", execID, err)
+	}
+	defer func() {
+		dctx, dcancel := c.clock.WithTimeout(context.Background(), deferCleanupTimeout)
+		defer dcancel()
+		if _, err := process.Delete(dctx); err != nil {
+			c.log.WithError(err).WithField("id", id).Errorf("Failed to delete exec process %q for container %q", execID, id)
+		}
+	}()
+	// The shim holds the write ends now: reading cannot see a false EOF.
+	attachDone := make(chan struct{})
+	fifos.copyOut(func(stream string, r io.Reader) {
+		w := stdout
+		if stream == streamStderr {
+			w = stderr
+		}
+		io.Copy(w, r)
+	}, func() { closeIO(fifos); close(attachDone) })
+	exitCh, err := process.Wait(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("failed to wait for process %q: %w", execID, err)
+	}
+	if err := process.Start(ctx); err != nil {
+		return 0, fmt.Errorf("failed to start exec %q: %w", execID, err)
+	}
+	execCtx := ctx
+	if timeout > 0 {
+		var execCancel context.CancelFunc
+		execCtx, execCancel = c.clock.WithTimeout(ctx, timeout)
+		defer execCancel()
+	}
+	select {
+	case <-execCtx.Done():
+		// The process may have exited by itself before the kill.
+		if err := process.Kill(ctx, syscall.SIGKILL); err != nil && !shim.IsNotFound(err) {
+			return 0, fmt.Errorf("failed to kill exec %q: %w", execID, err)
+		}
+		<-exitCh
+		<-attachDone
+		return 0, fmt.Errorf("timeout %v exceeded: %w", timeout, execCtx.Err())
+	case res := <-exitCh:
+		if res.Err != nil {
+			return 0, fmt.Errorf("failed while waiting for exec %q: %w", execID, res.Err)
+		}
+		<-attachDone
+		return res.Code, nil
+	}
 }

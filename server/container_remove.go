@@ -19,7 +19,7 @@ func (c *criService) RemoveContainer(ctx context.Context, r *runtime.RemoveConta
 	cntr, err := c.containerStore.Get(r.GetContainerId())
 	if err != nil {
 		if isNotFound(err) {
-			c.log.WithField("id", r.GetContainerId()).Debug("RemoveContainer of a missing container")
+			c.log.WithField("id", r.GetContainerId()).Tracef("RemoveContainer called for container %q that does not exist", r.GetContainerId())
 			return &runtime.RemoveContainerResponse{}, nil
 		}
 		return nil, fmt.Errorf("an error occurred when try to find container %q: %w", r.GetContainerId(), err)

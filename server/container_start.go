@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,7 +41,7 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 				return s, nil
 			})
 			if err != nil {
-				c.log.WithError(err).WithField("id", id).Error("failed to set start failure state")
+				c.log.WithError(err).WithField("id", id).Errorf("failed to set start failure state for container %q", id)
 			}
 			cntr.Stop()
 		}
@@ -65,7 +63,20 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
 		return nil, fmt.Errorf("failed to get container spec: %w", err)
 	}
-	task, err := c.shims.Create(ctx, shim.CreateOpts{ID: id, Group: sb.ID, Spec: &spec, Rootfs: c.rootfsMounts(rec.SnapshotKey)})
+	// The process's output goes to its CRI log, written by the shim (README,
+	// Deliberate differences: containerd's daemon reads FIFOs instead).
+	stdout, tty := "", cntr.Config.GetTty()
+	if cntr.LogPath != "" {
+		// containerd opens the log file before it creates the task.
+		if err := createLogFile(cntr.LogPath); err != nil {
+			return nil, err
+		}
+		stdout = shim.LogURI(cntr.LogPath)
+	}
+	task, err := c.shims.Create(ctx, shim.CreateOpts{
+		ID: id, Group: sb.ID, Spec: &spec, Rootfs: c.rootfsMounts(rec.SnapshotKey),
+		Stdout: stdout, Stderr: stdout, Terminal: tty,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create containerd task: %w", err)
 	}
@@ -74,7 +85,7 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 			dctx, cancel := c.clock.WithTimeout(context.Background(), deferCleanupTimeout)
 			defer cancel()
 			if _, err := task.Delete(dctx, shim.WithProcessKill); err != nil && !isNotFound(err) {
-				c.log.WithError(err).WithField("id", id).Error("failed to delete containerd task")
+				c.log.WithError(err).WithField("id", id).Errorf("Failed to delete containerd task %q", id)
 			}
 		}
 	}()
@@ -132,12 +143,9 @@ func criContainerStateToString(s runtime.ContainerState) string {
 // ("<RFC3339Nano> stdout F <line>") so crictl logs and kubectl logs show
 // something.
 func (c *criService) writeLogLines(path string, at time.Time) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create log directory for %q: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := openLogFile(path)
 	if err != nil {
-		return fmt.Errorf("failed to create and open log file %q: %w", path, err)
+		return err
 	}
 	defer f.Close()
 	var b strings.Builder

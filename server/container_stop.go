@@ -81,6 +81,8 @@ func (c *criService) stopContainer(ctx context.Context, cntr containerstore.Cont
 			if err := task.Kill(ctx, sig); err != nil && !isNotFound(err) {
 				return fmt.Errorf("failed to stop container %q: %w", id, err)
 			}
+		} else {
+			c.log.WithField("id", id).Infof("Skipping the sending of signal %v to container %q because a prior stop with timeout>0 request already sent the signal", sig, id)
 		}
 		sigCtx, cancel := c.clock.WithTimeout(ctx, timeout)
 		err := c.waitContainerStop(sigCtx, cntr)
@@ -91,7 +93,7 @@ func (c *criService) stopContainer(ctx context.Context, cntr containerstore.Cont
 		if ctx.Err() != nil {
 			return fmt.Errorf("wait container %q: %w", id, ctx.Err())
 		}
-		c.log.WithField("id", id).Infof("Stop container %q with signal %v timed out", id, sig)
+		c.log.WithField("id", id).Debugf("Stop container %q with signal %v timed out", id, sig)
 	}
 	c.log.WithField("id", id).Infof("Kill container %q", id)
 	if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !isNotFound(err) {

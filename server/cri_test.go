@@ -181,12 +181,42 @@ func TestCRIStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg configs.Config
-	if err := json.Unmarshal([]byte(resp.Info["config"]), &cfg); err != nil {
+	// config is containerd's CRI config shape, the fake's own under
+	// "fakecontainerd" (configs.TestCRIStatusJSON checks the shape).
+	var info struct {
+		SandboxImage       string `json:"sandboxImage"`
+		ContainerdRootDir  string `json:"containerdRootDir"`
+		ContainerdEndpoint string `json:"containerdEndpoint"`
+		Containerd         struct {
+			Runtimes map[string]struct {
+				Options map[string]any `json:"options"`
+			} `json:"runtimes"`
+		} `json:"containerd"`
+		Fake configs.Config `json:"fakecontainerd"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["config"]), &info); err != nil {
 		t.Fatalf("verbose info config %q: %v", resp.Info["config"], err)
 	}
-	if cfg.Root != ts.cfg.Root || cfg.GRPC.Address != ts.cfg.GRPC.Address || cfg.Plugins.CRI.SandboxImage != ts.cfg.Plugins.CRI.SandboxImage {
-		t.Errorf("verbose config = root %q address %q sandbox image %q; want the server's", cfg.Root, cfg.GRPC.Address, cfg.Plugins.CRI.SandboxImage)
+	if info.ContainerdRootDir != ts.cfg.Root || info.ContainerdEndpoint != ts.cfg.GRPC.Address || info.SandboxImage != ts.cfg.Plugins.CRI.SandboxImage {
+		t.Errorf("verbose config = root %q address %q sandbox image %q; want the server's", info.ContainerdRootDir, info.ContainerdEndpoint, info.SandboxImage)
+	}
+	if got := info.Containerd.Runtimes["runc"].Options["SystemdCgroup"]; got != false {
+		t.Errorf("verbose config runc SystemdCgroup = %v, want false", got)
+	}
+	if info.Fake.Root != ts.cfg.Root || info.Fake.Plugins.Fake.TimeScale != ts.cfg.Plugins.Fake.TimeScale {
+		t.Errorf("verbose config.fakecontainerd = root %q time_scale %v; want the server's", info.Fake.Root, info.Fake.Plugins.Fake.TimeScale)
+	}
+	for _, k := range []string{"cniconfig", "lastCNILoadStatus", "lastCNILoadStatus.default"} {
+		if resp.Info[k] == "" {
+			t.Errorf("verbose info lacks %s (containerd's keys: %v)", k, resp.Info)
+		}
+	}
+	var cni struct {
+		PluginDirs []string
+		Networks   []struct{ IFName string }
+	}
+	if err := json.Unmarshal([]byte(resp.Info["cniconfig"]), &cni); err != nil || len(cni.PluginDirs) == 0 || len(cni.Networks) == 0 {
+		t.Errorf("verbose cniconfig = %s (%v), want go-cni's ConfigResult", resp.Info["cniconfig"], err)
 	}
 	var golang, podCIDR string
 	if err := json.Unmarshal([]byte(resp.Info["golang"]), &golang); err != nil || golang != goruntime.Version() {
@@ -703,7 +733,7 @@ func TestCRIAmbiguousPrefix(t *testing.T) {
 
 func TestCRIExecSync(t *testing.T) {
 	ts := newTestServer(t, criScale, func(c *configs.Config) {
-		c.Plugins.Fake.ExecSync = configs.ExecSyncConfig{Stdout: "hello\n", Stderr: "careful\n", ExitCode: 3}
+		c.Plugins.Fake.ExecSync = configs.ExecSyncConfig{Mode: configs.ExecSyncCanned, Stdout: "hello\n", Stderr: "careful\n", ExitCode: 3}
 	})
 	podID, pc := ts.runPod("exec")
 	running := ts.startContainer(podID, pc, "running", nil)

@@ -16,6 +16,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
+	"github.com/fakecontainerd/fakecontainerd/server/gogofmt"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
 	sandboxstore "github.com/fakecontainerd/fakecontainerd/store/sandbox"
@@ -79,6 +80,27 @@ func (em *eventMonitor) stop() {
 	})
 }
 
+// eventString is an event as containerd 1.6 logs it (%+v of its gogo
+// type).
+func eventString(e any) string {
+	switch e := e.(type) {
+	case *eventstypes.TaskExit:
+		return gogofmt.TaskExit(e.GetContainerID(), e.GetID(), e.GetPid(), e.GetExitStatus(), exitedAt(e))
+	case *eventstypes.TaskOOM:
+		return gogofmt.TaskOOM(e.GetContainerID())
+	}
+	return fmt.Sprintf("%+v", e)
+}
+
+// exitedAt is a TaskExit's time as containerd 1.6 holds it: a time.Time
+// decoded from the shim's timestamp, in UTC.
+func exitedAt(e *eventstypes.TaskExit) time.Time {
+	if e.GetExitedAt() == nil {
+		return time.Time{}
+	}
+	return e.GetExitedAt().AsTime()
+}
+
 func eventID(e any) string {
 	switch e := e.(type) {
 	case *eventstypes.TaskExit:
@@ -98,11 +120,12 @@ func (em *eventMonitor) loop() {
 		case e := <-em.ch:
 			id := eventID(e)
 			if em.backOff.isInBackOff(id) {
+				em.c.log.WithField("id", id).Infof("Events for %q is in backoff, enqueue event %s", id, eventString(e))
 				em.backOff.enBackOff(id, e)
 				continue
 			}
 			if err := em.handleEvent(e); err != nil {
-				em.c.log.WithError(err).Errorf("Failed to handle event %+v for %s", e, id)
+				em.c.log.WithError(err).WithField("id", id).Errorf("Failed to handle event %s for %s", eventString(e), id)
 				em.backOff.enBackOff(id, e)
 			}
 		case <-ticker.C:
@@ -110,7 +133,7 @@ func (em *eventMonitor) loop() {
 				q := em.backOff.deBackOff(id)
 				for i, e := range q.events {
 					if err := em.handleEvent(e); err != nil {
-						em.c.log.WithError(err).WithField("id", id).Errorf("Failed to handle backOff event %+v for %s", e, id)
+						em.c.log.WithError(err).WithField("id", id).Errorf("Failed to handle backOff event %s for %s", eventString(e), id)
 						em.backOff.reBackOff(id, q.events[i:], q.duration)
 						break
 					}
@@ -129,7 +152,7 @@ func (em *eventMonitor) handleEvent(e any) error {
 	c := em.c
 	switch e := e.(type) {
 	case *eventstypes.TaskExit:
-		c.log.WithField("id", e.ID).Infof("TaskExit event %+v", e)
+		c.log.WithField("id", e.ID).Infof("TaskExit event %s", eventString(e))
 		if cntr, err := c.containerStore.Get(e.ID); err == nil {
 			if err := c.handleContainerExit(ctx, e, cntr); err != nil {
 				return fmt.Errorf("failed to handle container TaskExit event: %w", err)
@@ -148,6 +171,7 @@ func (em *eventMonitor) handleEvent(e any) error {
 		}
 		return nil
 	case *eventstypes.TaskOOM:
+		c.log.WithField("id", e.ContainerID).Infof("TaskOOM event %s", eventString(e))
 		cntr, err := c.containerStore.Get(e.ContainerID)
 		if err != nil {
 			if isNotFound(err) {
@@ -169,7 +193,7 @@ func (em *eventMonitor) handleEvent(e any) error {
 // startContainerExitMonitor waits for a container's exit and handles it
 // with a 10 s deadline; a failure goes to the backoff queue.
 func (em *eventMonitor) startContainerExitMonitor(id string, pid uint32, wait exitWait) <-chan struct{} {
-	return em.startExitMonitor(id, pid, wait, func(ctx context.Context, e *eventstypes.TaskExit) error {
+	return em.startExitMonitor(id, pid, wait, "container", func(ctx context.Context, e *eventstypes.TaskExit) error {
 		cntr, err := em.c.containerStore.Get(e.ID)
 		if err != nil {
 			if isNotFound(err) {
@@ -183,7 +207,7 @@ func (em *eventMonitor) startContainerExitMonitor(id string, pid uint32, wait ex
 
 // startSandboxExitMonitor is the same for a sandbox's pause task.
 func (em *eventMonitor) startSandboxExitMonitor(id string, pid uint32, wait exitWait) <-chan struct{} {
-	return em.startExitMonitor(id, pid, wait, func(ctx context.Context, e *eventstypes.TaskExit) error {
+	return em.startExitMonitor(id, pid, wait, "sandbox", func(ctx context.Context, e *eventstypes.TaskExit) error {
 		sb, err := em.c.sandboxStore.Get(e.ID)
 		if err != nil {
 			if isNotFound(err) {
@@ -209,7 +233,9 @@ func waitFor(ctx context.Context, t *shim.Task) exitWait {
 // monitor's own goroutine makes it (one goroutine per task, not two), with
 // the same outcomes: the exit, or an error exit if the wait's context ends
 // first, and nothing once the monitor's context is done.
-func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, handle func(context.Context, *eventstypes.TaskExit) error) <-chan struct{} {
+// kind ("container" or "sandbox") is the word of containerd's log line for
+// a failed handling.
+func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, kind string, handle func(context.Context, *eventstypes.TaskExit) error) <-chan struct{} {
 	stopCh := make(chan struct{})
 	go func() {
 		defer close(stopCh)
@@ -218,17 +244,18 @@ func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, h
 			return
 		}
 		if res.Err != nil {
-			em.c.log.WithError(res.Err).WithField("id", id).Error("failed to get task exit status")
+			em.c.log.WithError(res.Err).WithField("id", id).Errorf("failed to get task exit status for %q", id)
 			res.Code, res.ExitedAt = unknownExitCode, em.c.clock.Now()
 		}
 		e := &eventstypes.TaskExit{
 			ContainerID: id, ID: id, Pid: pid, ExitStatus: res.Code, ExitedAt: timestamppb.New(res.ExitedAt),
 		}
-		em.c.log.WithField("id", id).Infof("received exit event %+v", e)
+		// Debug in containerd 1.6 and 1.7, info from 2.0.
+		em.c.log.WithField("id", id).Debugf("received exit event %s", eventString(e))
 		ctx, cancel := em.c.clock.WithTimeout(em.ctx, handleEventTimeout)
 		defer cancel()
 		if err := handle(ctx, e); err != nil {
-			em.c.log.WithError(err).WithField("id", id).Errorf("failed to handle container TaskExit event %+v", e)
+			em.c.log.WithError(err).WithField("id", id).Errorf("failed to handle %s TaskExit event %s", kind, eventString(e))
 			em.backOff.enBackOff(id, e)
 		}
 	}()
@@ -274,7 +301,10 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 			status.FinishedAt = e.ExitedAt.AsTime().UnixNano()
 			status.ExitCode = int32(e.ExitStatus)
 		}
-		status.Unknown = false
+		if status.Unknown {
+			c.log.WithField("id", cntr.ID).Debugf("Container %q transited from UNKNOWN to EXITED", cntr.ID)
+			status.Unknown = false
+		}
 		status.Stopping = false
 		return status, nil
 	})
@@ -304,7 +334,7 @@ func (c *criService) handleSandboxExit(ctx context.Context, e *eventstypes.TaskE
 		}
 	} else if _, err := task.Delete(ctx, shim.WithProcessKill); err != nil {
 		if !isNotFound(err) {
-			return fmt.Errorf("failed to delete task: %w", err)
+			return fmt.Errorf("failed to stop sandbox: %w", err)
 		}
 	}
 	err = sb.Status.Update(func(status sandboxstore.Status) (sandboxstore.Status, error) {

@@ -14,7 +14,8 @@ import (
 // annotationFaultPrefix arms a fault from a pod or container annotation:
 // "fakecontainerd.io/fault.<point>": "<spec>", targeting that object. The
 // container form of the field's strace injection is
-// fakecontainerd.io/fault.shim.unmount: "delay(60s)".
+// fakecontainerd.io/fault.shim.umount2: "delay(60s)", paid on each of
+// runc's two umount2 calls.
 const annotationFaultPrefix = "fakecontainerd.io/fault."
 
 // initFaults makes the injector and toggles from the config unless the
@@ -40,6 +41,9 @@ func (c *criService) initFaults(cfg *configs.Config) error {
 		c.faults = faults.New(c.clock, c.log.WithField("component", "faults"),
 			faults.WithPanicAt(func(string) bool { return processShims }))
 	}
+	// Exit actions end the target's process through its shim, as a kill
+	// from the node would (kill.go).
+	c.faults.SetExitHandler(c.exitFault)
 	for i, fc := range fake.Faults {
 		sel, err := faults.ParseSelector(fc.Target)
 		if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,31 +15,34 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 )
 
 // testServer is a fakecontainerd served on a socket in a short temp dir,
 // reached through the real gRPC client stubs.
 type testServer struct {
-	t     *testing.T
-	dir   string
-	cfg   *configs.Config
-	clock clock.Clock
-	srv   *Server
-	conn  *grpc.ClientConn
-	rt    runtime.RuntimeServiceClient
-	img   runtime.ImageServiceClient
+	t      *testing.T
+	logger *logrus.Entry // nil: testLogger()
+	dir    string
+	cfg    *configs.Config
+	clock  clock.Clock
+	srv    *Server
+	conn   *grpc.ClientConn
+	rt     runtime.RuntimeServiceClient
+	img    runtime.ImageServiceClient
 }
 
 // newTestServer starts a server at the given time scale; mutate may change
 // the config first. FCD_TEST_LOG=debug shows the server's log.
 func newTestServer(t *testing.T, scale float64, mutate func(*configs.Config)) *testServer {
 	t.Helper()
-	// Unix socket paths are short; t.TempDir() can be too deep.
-	dir, err := os.MkdirTemp("", "fcd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	return newLoggedTestServer(t, scale, mutate, nil)
+}
+
+// newLoggedTestServer is newTestServer logging to logger (nil: testLogger).
+func newLoggedTestServer(t *testing.T, scale float64, mutate func(*configs.Config), logger *logrus.Entry) *testServer {
+	t.Helper()
+	dir := testDir(t, "fcd")
 	cfg, err := configs.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -52,21 +56,53 @@ func newTestServer(t *testing.T, scale float64, mutate func(*configs.Config)) *t
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	clk, err := clock.New(scale)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{t: t, dir: dir, cfg: cfg, clock: clk}
+	ts := &testServer{t: t, logger: logger, dir: dir, cfg: cfg, clock: testClock(t, scale)}
 	ts.start()
 	t.Cleanup(ts.stop)
 	return ts
 }
 
+// testDir is a test server's directory: on a tmpfs (/dev/shm) if there is
+// one, as the scenario runner's. The server fsyncs its metadata and status
+// checkpoints; on a busy disk one fsync can wait longer than a call's
+// deadline at a small time scale, and I/O waits are not starvation the
+// clock leaves out. Unix socket paths must stay short (t.TempDir() can be
+// too deep).
+func testDir(tb testing.TB, prefix string) string {
+	dir, err := os.MkdirTemp("/dev/shm", prefix)
+	if err != nil {
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// testClock is the clock of a test server: below time scale 1, one that
+// leaves out the time the machine starved the test (clock.Meter), as a
+// scenario run's does, so a busy machine does not stretch the figures.
+func testClock(tb testing.TB, scale float64) clock.Clock {
+	if scale == 1 {
+		return clock.Real()
+	}
+	clk, err := clock.NewDiscounting(scale)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(clk.Stop)
+	return clk
+}
+
+// testLogger discards the server's log unless FCD_TEST_LOG names a level:
+// the incident tests make the server log errors on purpose, and a failing
+// test's output should be its failure.
 func testLogger() *logrus.Entry {
 	log := logrus.New()
-	log.SetLevel(logrus.WarnLevel)
 	if lvl, err := logrus.ParseLevel(os.Getenv("FCD_TEST_LOG")); err == nil {
 		log.SetLevel(lvl)
+	} else {
+		log.SetOutput(io.Discard)
 	}
 	return logrus.NewEntry(log)
 }
@@ -74,12 +110,16 @@ func testLogger() *logrus.Entry {
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
-	srv, err := New(context.Background(), Options{Config: ts.cfg, Clock: ts.clock, Log: testLogger()})
+	logger := ts.logger
+	if logger == nil {
+		logger = testLogger()
+	}
+	srv, err := New(context.Background(), Options{Config: ts.cfg, Clock: ts.clock, Log: logger})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
 	go srv.Serve()
-	conn, err := grpc.NewClient("unix://"+ts.cfg.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+ts.cfg.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(deadline.UnaryClientGRPC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +151,25 @@ func (ts *testServer) ctx(d time.Duration) context.Context {
 	return ctx
 }
 
+// waitForHolder waits until a tracked lock is held by op.
+func (ts *testServer) waitForHolder(op string) {
+	ts.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if rep, ok := ts.srv.Blame(); ok {
+			for _, l := range rep.Locks {
+				for _, h := range l.Holders {
+					if h.Op == op {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ts.t.Fatalf("no tracked lock held by %s after a minute", op)
+}
+
 func podConfig(name string) *runtime.PodSandboxConfig {
 	return &runtime.PodSandboxConfig{
 		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: "default", Uid: name + "-uid", Attempt: 1},
@@ -123,9 +182,11 @@ func podConfig(name string) *runtime.PodSandboxConfig {
 
 func containerConfig(name string, annotations map[string]string) *runtime.ContainerConfig {
 	return &runtime.ContainerConfig{
-		Metadata:    &runtime.ContainerMetadata{Name: name},
-		Image:       &runtime.ImageSpec{Image: "busybox:latest"},
-		Command:     []string{"sh", "-c", "while true; do sleep 1; done"},
+		Metadata: &runtime.ContainerMetadata{Name: name},
+		Image:    &runtime.ImageSpec{Image: "busybox:latest"},
+		// Runs until stopped at no cost: the process model interprets
+		// commands, and a loop at a small time scale is real CPU.
+		Command:     []string{"sleep", "infinity"},
 		Labels:      map[string]string{"io.kubernetes.container.name": name},
 		Annotations: annotations,
 		Linux:       &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 64 << 20}},

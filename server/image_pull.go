@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,7 +157,7 @@ func (c *criService) PullImage(ctx context.Context, r *runtime.PullImageRequest)
 	}
 	c.log.WithFields(logrus.Fields{
 		"image": imageRef, "id": remote.ID, "repoTag": repoTag, "repoDigest": repoDigest, "size": remote.Size,
-	}).Infof("PullImage %q returns image reference %q", imageRef, remote.ID)
+	}).Debugf("Pulled image %q with image id %q, repo tag %q, repo digest %q", imageRef, remote.ID, repoTag, repoDigest)
 	return &runtime.PullImageResponse{ImageRef: remote.ID}, nil
 }
 
@@ -272,8 +273,36 @@ func fakeRemoteImage(named reference, sandbox bool) remoteImage {
 		return img
 	}
 	img.Size = 1_000_000 + int64(h1%199_000_000)
-	img.Config = ociImageConfig{User: user, Env: []string{defaultPathEnv}, Cmd: []string{"sh"}}
+	entrypoint, cmd := imageProcess(name)
+	img.Config = ociImageConfig{User: user, Env: []string{defaultPathEnv}, Entrypoint: entrypoint, Cmd: cmd}
 	return img
+}
+
+// wellKnownProcesses are the entrypoint and cmd of images whose default
+// process a container without a command runs (their Dockerfiles'), by the
+// repository's last path component.
+var wellKnownProcesses = map[string][2][]string{
+	"busybox": {nil, {"sh"}},
+	"alpine":  {nil, {"/bin/sh"}},
+	"ubuntu":  {nil, {"/bin/bash"}},
+	"debian":  {nil, {"bash"}},
+	"nginx":   {{"/docker-entrypoint.sh"}, {"nginx", "-g", "daemon off;"}},
+	"redis":   {{"docker-entrypoint.sh"}, {"redis-server"}},
+	"agnhost": {{"/agnhost"}, {"pause"}},
+}
+
+// imageProcess is an image's default process. critest's images are
+// busybox; any other image runs its own program ("/<name>"), which the
+// process model does not know: like a real server it runs until stopped.
+func imageProcess(name string) (entrypoint, cmd []string) {
+	base := name[strings.LastIndex(name, "/")+1:]
+	if p, ok := wellKnownProcesses[base]; ok {
+		return slices.Clone(p[0]), slices.Clone(p[1])
+	}
+	if _, _, critest := critestImage(name, ""); critest || strings.HasPrefix(base, "test-image") {
+		return nil, []string{"sh"}
+	}
+	return nil, []string{"/" + base}
 }
 
 // critestImage knows the images of cri-tools' conformance suite

@@ -113,6 +113,13 @@ func TestIncident1(t *testing.T) {
 				})
 			}()
 			sleepUntil(25 * time.Second)
+			if tc.wantStall >= time.Minute {
+				// The lists must come after the update took the status
+				// lock; on a starved machine its way there (the gRPC
+				// call, the server's handler) can take longer than the
+				// 5 s of scenario time allowed for it.
+				ts.waitForHolder("UpdateContainerResources")
+			}
 			const listers = 3
 			lists := make([]timedCall, listers)
 			var statusCall, sandboxCall, otherCall timedCall

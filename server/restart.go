@@ -51,7 +51,7 @@ func (c *criService) recover(ctx context.Context) error {
 	for _, rec := range sandboxes {
 		sb, err := c.loadSandbox(ctx, rec, byID[rec.ID])
 		if err != nil {
-			c.log.WithError(err).WithField("sandbox", rec.ID).Error("failed to load sandbox")
+			c.log.WithError(err).WithField("sandbox", rec.ID).Errorf("Failed to load sandbox %q", rec.ID)
 			continue
 		}
 		if err := c.sandboxStore.Add(sb); err != nil {
@@ -107,7 +107,7 @@ func (c *criService) recover(ctx context.Context) error {
 	for i, rec := range containers {
 		cntr, err := results[i].cntr, results[i].err
 		if err != nil {
-			c.log.WithError(err).WithField("id", rec.ID).Error("failed to load container")
+			c.log.WithError(err).WithField("id", rec.ID).Errorf("Failed to load container %q", rec.ID)
 			continue
 		}
 		if err := c.containerStore.Add(cntr); err != nil {
@@ -166,7 +166,7 @@ func (c *criService) loadContainer(ctx context.Context, rec metadata.Container, 
 	status, err := containerstore.LoadStatus(rootDir, md.ID)
 	loaded, fromDisk := status, err == nil
 	if err != nil {
-		c.log.WithError(err).WithField("id", md.ID).Warn("failed to load container status, marking it unknown")
+		c.log.WithError(err).WithField("id", md.ID).Warnf("Failed to load container status for %q", md.ID)
 		status = containerstore.Status{CreatedAt: rec.CreatedAt.UnixNano(), Unknown: true}
 	}
 	var wait exitWait

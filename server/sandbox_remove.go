@@ -18,13 +18,13 @@ func (c *criService) RemovePodSandbox(ctx context.Context, r *runtime.RemovePodS
 	sb, err := c.sandboxStore.Get(r.GetPodSandboxId())
 	if err != nil {
 		if isNotFound(err) {
-			c.log.WithField("sandbox", r.GetPodSandboxId()).Debug("RemovePodSandbox of a missing sandbox")
+			c.log.WithField("sandbox", r.GetPodSandboxId()).Tracef("RemovePodSandbox called for sandbox %q that does not exist", r.GetPodSandboxId())
 			return &runtime.RemovePodSandboxResponse{}, nil
 		}
 		return nil, fmt.Errorf("an error occurred when try to find sandbox %q: %w", r.GetPodSandboxId(), err)
 	}
 	id := sb.ID
-	c.log.WithField("sandbox", id).Info("Forcibly stopping sandbox")
+	c.log.WithField("sandbox", id).Infof("Forcibly stopping sandbox %q", id)
 	if err := c.stopPodSandbox(ctx, sb); err != nil {
 		return nil, fmt.Errorf("failed to forcibly stop sandbox %q: %w", id, err)
 	}

@@ -52,7 +52,7 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 	}
 	if h := r.GetRuntimeHandler(); h != "" {
 		if _, ok := c.config.Plugins.CRI.Containerd.Runtimes[h]; !ok {
-			return nil, errInvalid("runtime_handler %q: no runtime for it is configured", h)
+			return nil, errInvalid("failed to get sandbox runtime: no runtime for %q is configured", h)
 		}
 	}
 	img, err := c.ensureImageExists(ctx, c.config.Plugins.CRI.SandboxImage)
@@ -83,7 +83,7 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 	defer func() {
 		if retErr != nil {
 			if err := c.db.DeleteSandbox(context.Background(), id); err != nil {
-				log.WithError(err).Error("failed to remove sandbox record after a failed run")
+				log.WithError(err).Errorf("Failed to delete containerd container %q", id)
 			}
 		}
 	}()
@@ -120,7 +120,7 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 			cctx, cancel := c.clock.WithTimeout(context.Background(), deferCleanupTimeout)
 			defer cancel()
 			if _, err := task.Delete(cctx, shim.WithProcessKill); err != nil && !isNotFound(err) {
-				log.WithError(err).Error("failed to delete sandbox task after a failed run")
+				log.WithError(err).Errorf("Failed to delete sandbox container %q", id)
 			}
 		}
 	}()

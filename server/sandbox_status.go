@@ -20,7 +20,7 @@ func (c *criService) PodSandboxStatus(ctx context.Context, r *runtime.PodSandbox
 	}
 	sb, err := c.sandboxStore.Get(r.GetPodSandboxId())
 	if err != nil {
-		return nil, fmt.Errorf("an error occurred when try to find sandbox %q: %w", r.GetPodSandboxId(), err)
+		return nil, fmt.Errorf("an error occurred when try to find sandbox: %w", err)
 	}
 	status := sb.Status.Get()
 	resp := &runtime.PodSandboxStatusResponse{Status: toCRISandboxStatus(sb.Metadata, status)}

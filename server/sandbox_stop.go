@@ -50,6 +50,7 @@ func (c *criService) stopPodSandbox(ctx context.Context, sb sandboxstore.Sandbox
 			return fmt.Errorf("failed to destroy network for sandbox %q: %w", sb.ID, err)
 		}
 		c.ips.release(sb.IP, sb.ID)
+		c.log.WithField("sandbox", sb.ID).Infof("TearDown network for sandbox %q successfully", sb.ID)
 	}
 	if sb.Status.Get().State == sandboxstore.StateReady {
 		if err := c.stopSandboxContainer(ctx, sb); err != nil {

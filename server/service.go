@@ -22,6 +22,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/configs"
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
 	imagestore "github.com/fakecontainerd/fakecontainerd/store/image"
@@ -122,6 +123,12 @@ func TTRPCAddress(grpcAddress string) string { return grpcAddress + ".ttrpc" }
 // what a previous run left (restart.go) and listens on the CRI socket.
 func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	cfg := o.Config
+	if err := CheckDirs(cfg.Root, cfg.State); err != nil {
+		return nil, err
+	}
+	if err := markDirs(cfg.Root, cfg.State); err != nil {
+		return nil, err
+	}
 	c := &criService{
 		config:         cfg,
 		clock:          o.Clock,
@@ -145,6 +152,10 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	}
 	if err := c.initFaults(cfg); err != nil {
 		return nil, err
+	}
+	if c.tracker != nil {
+		// Blame names the fault that holds a lock or a call.
+		c.faults.OnHold(c.tracker.faultHeld)
 	}
 	if cfg.Metrics.Address != "" {
 		c.initMetrics()
@@ -180,7 +191,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	if s.ttrpcLn, err = listenUnix(ttrpcAddr, 0o600); err != nil {
 		return nil, fmt.Errorf("listen on ttrpc address %s: %w", ttrpcAddr, err)
 	}
-	if s.ttrpc, err = ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(inboundTTRPC(o.Clock))); err != nil {
+	if s.ttrpc, err = ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(deadline.UnaryServerTTRPC(o.Clock))); err != nil {
 		return nil, fmt.Errorf("new ttrpc server: %w", err)
 	}
 	c.eventMonitor = newEventMonitor(c)
@@ -234,7 +245,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		}
 	}
 	in := &instrumentedService{c: c}
-	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(inboundGRPC(o.Clock), in.encodedLists), grpc.ForceServerCodecV2(newListCodec()))
+	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(deadline.UnaryServerGRPC(o.Clock), in.encodedLists), grpc.ForceServerCodecV2(newListCodec()))
 	runtime.RegisterRuntimeServiceServer(s.grpc, in)
 	runtime.RegisterImageServiceServer(s.grpc, in)
 	if c.metrics != nil {
@@ -248,27 +259,6 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		}
 	}
 	return s, nil
-}
-
-// inboundGRPC re-bases every unary call's deadline onto the server's clock
-// (clock.Inbound): with a clock that discounts starvation, a CRI call's
-// deadline then falls at the scenario instant its client meant. The one
-// streaming call, GetContainerEvents, is opened without a deadline.
-func inboundGRPC(clk clock.Clock) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, cancel := clk.Inbound(ctx)
-		defer cancel()
-		return handler(ctx, req)
-	}
-}
-
-// inboundTTRPC is inboundGRPC for the events service's ttrpc calls.
-func inboundTTRPC(clk clock.Clock) ttrpc.UnaryServerInterceptor {
-	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
-		ctx, cancel := clk.Inbound(ctx)
-		defer cancel()
-		return method(ctx, unmarshal)
-	}
 }
 
 // listenUnix listens on a unix socket path with the given mode, removing a
@@ -342,8 +332,15 @@ func (s *Server) Close() {
 			c.db.Close()
 		}
 		c.events.close()
-		os.Remove(s.grpcAddress)
-		os.Remove(TTRPCAddress(s.grpcAddress))
+		// Only the sockets this server bound are its to remove: a server
+		// that failed to start because another serves the address must
+		// leave that one reachable.
+		if s.grpcLn != nil {
+			os.Remove(s.grpcAddress)
+		}
+		if s.ttrpcLn != nil {
+			os.Remove(TTRPCAddress(s.grpcAddress))
+		}
 	})
 }
 

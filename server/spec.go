@@ -59,7 +59,7 @@ func (c *criService) sandboxSpec(id string, config *runtime.PodSandboxConfig, im
 		Root:        &specs.Root{Path: "rootfs", Readonly: true},
 		Hostname:    config.GetHostname(),
 		Annotations: annotations,
-		Linux:       &specs.Linux{CgroupsPath: config.GetLinux().GetCgroupParent()},
+		Linux:       &specs.Linux{CgroupsPath: config.GetLinux().GetCgroupParent(), Sysctl: config.GetLinux().GetSysctls()},
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	goruntime "runtime"
 	"strings"
@@ -34,7 +35,11 @@ func (c *criService) Status(ctx context.Context, r *runtime.StatusRequest) (*run
 		{Type: runtime.NetworkReady, Status: true},
 	}}}
 	if r.GetVerbose() {
-		cfg, err := c.config.JSON()
+		// containerd 1.6.20's keys (status.go): its CRI config as JSON,
+		// the Go version, the CNI config and its last load status. The
+		// fake's own config is under config.fakecontainerd, and podCIDR
+		// is the fake's.
+		cfg, err := c.config.CRIStatusJSON()
 		if err != nil {
 			return nil, err
 		}
@@ -42,9 +47,56 @@ func (c *criService) Status(ctx context.Context, r *runtime.StatusRequest) (*run
 		c.mu.Lock()
 		podCIDR, _ := json.Marshal(c.podCIDR)
 		c.mu.Unlock()
-		resp.Info = map[string]string{"config": string(cfg), "golang": string(golang), "podCIDR": string(podCIDR)}
+		cni, err := json.Marshal(cniConfig(c.config.Plugins.Fake.PodCIDR))
+		if err != nil {
+			return nil, fmt.Errorf("failed to marshal CNI config: %w", err)
+		}
+		resp.Info = map[string]string{
+			"config": string(cfg), "golang": string(golang), "cniconfig": string(cni),
+			"lastCNILoadStatus": "OK", "lastCNILoadStatus.default": "OK",
+			"podCIDR": string(podCIDR),
+		}
 	}
 	return resp, nil
+}
+
+// cniConfig is go-cni's ConfigResult (containerd's "cniconfig") for the
+// network the fake models, as containerd shows a node with its default CNI
+// directories and one bridge conflist: the loopback, and a bridge with
+// host-local addresses from the pod CIDR (the fake runs no CNI plugin; it
+// hands out the addresses itself). The field names are go-cni's (it has
+// no JSON tags).
+func cniConfig(podCIDR string) any {
+	type netConf struct {
+		Network map[string]any
+		Source  string
+	}
+	type confList struct {
+		Name       string
+		CNIVersion string
+		Plugins    []netConf
+		Source     string
+	}
+	type confNetwork struct {
+		Config *confList
+		IFName string
+	}
+	loopback := `{"cniVersion":"0.3.1","name":"cni-loopback","plugins":[{"type":"loopback"}]}`
+	bridgePlugin := fmt.Sprintf(`{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]]}}`, podCIDR)
+	bridge := `{"cniVersion":"1.0.0","name":"fakecontainerd","plugins":[` + bridgePlugin + `]}`
+	return struct {
+		PluginDirs       []string
+		PluginConfDir    string
+		PluginMaxConfNum int
+		Prefix           string
+		Networks         []confNetwork
+	}{
+		PluginDirs: []string{"/opt/cni/bin"}, PluginConfDir: "/etc/cni/net.d", PluginMaxConfNum: 1, Prefix: "eth",
+		Networks: []confNetwork{
+			{Config: &confList{Name: "cni-loopback", CNIVersion: "0.3.1", Plugins: []netConf{{Network: map[string]any{"type": "loopback", "ipam": map[string]any{}, "dns": map[string]any{}}, Source: `{"type":"loopback"}`}}, Source: loopback}, IFName: "lo"},
+			{Config: &confList{Name: "fakecontainerd", CNIVersion: "1.0.0", Plugins: []netConf{{Network: map[string]any{"type": "bridge", "ipam": map[string]any{"type": "host-local"}, "dns": map[string]any{}}, Source: bridgePlugin}}, Source: bridge}, IFName: "eth0"},
+		},
+	}
 }
 
 // RuntimeConfig tells kubelet the cgroup driver, from the runc options'

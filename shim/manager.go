@@ -23,6 +23,7 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 )
 
 // Shim modes.
@@ -121,6 +122,10 @@ type CreateOpts struct {
 	Group  string // the sandbox id: one shim per pod
 	Spec   *specs.Spec
 	Rootfs []*types.Mount
+	// Stdout and Stderr are the FIFOs the process writes its output to
+	// (the daemon reads them into the container log); "" drops the stream.
+	Stdout, Stderr string
+	Terminal       bool
 }
 
 // bundleGroup is written next to address so a restarted daemon knows which
@@ -143,7 +148,9 @@ func (m *Manager) Create(ctx context.Context, o CreateOpts) (*Task, error) {
 		os.RemoveAll(bundle)
 		return nil, err
 	}
-	resp, err := sc.task.Create(ctx, &taskAPI.CreateTaskRequest{ID: o.ID, Bundle: bundle, Rootfs: o.Rootfs})
+	resp, err := sc.task.Create(ctx, &taskAPI.CreateTaskRequest{
+		ID: o.ID, Bundle: bundle, Rootfs: o.Rootfs, Stdout: o.Stdout, Stderr: o.Stderr, Terminal: o.Terminal,
+	})
 	if err != nil {
 		os.RemoveAll(bundle)
 		return nil, fmt.Errorf("failed to create shim task: %w", fromShim(err))
@@ -281,7 +288,7 @@ func (m *Manager) connect(group string) (*shimConn, error) {
 		return nil, fmt.Errorf("connect shim of %s: %w", group, err)
 	}
 	sc := &shimConn{group: group, address: address}
-	sc.client = ttrpc.NewClient(conn, ttrpc.WithOnClose(func() { m.shimClosed(sc) }))
+	sc.client = ttrpc.NewClient(conn, ttrpc.WithOnClose(func() { m.shimClosed(sc) }), ttrpc.WithUnaryClientInterceptor(deadline.UnaryClientTTRPC))
 	sc.task = taskAPI.NewTTRPCTaskClient(sc.client)
 	return sc, nil
 }

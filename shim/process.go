@@ -75,6 +75,8 @@ type Init struct {
 	unmounted UnmountObserver
 	// fire fires a fault point for this process.
 	fire func(point string) error
+	// model is the process's interpreted command (model.go, exec.go).
+	model *model
 }
 
 type processView struct {
@@ -146,6 +148,7 @@ func (p *Init) Start(ctx context.Context) error {
 	p.status, p.startedAt = statusRunning, now
 	p.rootfs.startWriting(now)
 	p.armExitLocked(now)
+	p.startModelLocked()
 	return p.persistLocked()
 }
 
@@ -181,18 +184,87 @@ func (p *Init) Kill(ctx context.Context, signal uint32) error {
 	case statusStopped, statusDeleted:
 		return status.Errorf(codes.NotFound, "process already finished")
 	}
-	switch syscall.Signal(signal) {
-	case syscall.SIGKILL:
-		p.scheduleExitLocked(0, 128+uint32(syscall.SIGKILL))
-	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
-		if p.behaviour.IgnoreTerm && p.status == statusRunning {
-			return nil
-		}
-		p.scheduleExitLocked(p.behaviour.StopGrace, 128+signal)
-	default:
-		// Other signals are delivered and ignored by the fake process.
+	if r := p.reaction(syscall.Signal(signal), p.status); r.Exits {
+		p.scheduleExitLocked(r.After, r.ExitStatus)
 	}
 	return nil
+}
+
+// Reaction is what a signal does to a fake process.
+type Reaction struct {
+	// Exits says whether the process dies of the signal; ExitStatus is
+	// then what wait reports (128 + the signal, as the shim reports a
+	// death by signal) and After how long it takes to get there.
+	Exits      bool
+	ExitStatus uint32
+	After      time.Duration
+}
+
+// reaction is how the fake process meets sig: SIGKILL kills at once;
+// SIGTERM, SIGINT and SIGQUIT end it after the stop grace unless it is a
+// running process that ignores SIGTERM (a pid 1 without a handler); any
+// other signal is delivered and ignored.
+func (p *Init) reaction(sig syscall.Signal, st processStatus) Reaction {
+	switch sig {
+	case syscall.SIGKILL:
+		return Reaction{Exits: true, ExitStatus: 128 + uint32(sig)}
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+		if p.behaviour.IgnoreTerm && st == statusRunning {
+			return Reaction{}
+		}
+		return Reaction{Exits: true, ExitStatus: 128 + uint32(sig), After: p.behaviour.StopGrace}
+	}
+	return Reaction{}
+}
+
+// Signal is kill(2) on the process from outside the shim, the field's
+// `kill -9 $CNTR_PID`: the kernel delivers it without any shim lock, so it
+// answers at once; the death then reaches the shim's exit processing
+// (setExited, which takes mu) exactly as a scripted exit does.
+func (p *Init) Signal(sig syscall.Signal) (Reaction, error) {
+	st, err := p.alive()
+	if err != nil {
+		return Reaction{}, err
+	}
+	r := p.reaction(sig, st)
+	if !r.Exits {
+		return r, nil
+	}
+	if r.After <= 0 {
+		go p.setExited(r.ExitStatus)
+		return r, nil
+	}
+	// The process's own shutdown takes the grace from now; the timer that
+	// ends it is the process's exit timer, which lives under mu.
+	at := p.clock.Now().Add(r.After)
+	go func() {
+		unlock, _ := p.lock("SetExited")
+		defer unlock()
+		if p.status == statusRunning || p.status == statusCreated {
+			p.scheduleExitLocked(at.Sub(p.clock.Now()), r.ExitStatus)
+		}
+	}()
+	return r, nil
+}
+
+// Exit makes the process exit by itself now with code, as its own exit(2)
+// would: no lock on the way in, the shim's exit processing after.
+func (p *Init) Exit(code uint32) error {
+	if _, err := p.alive(); err != nil {
+		return err
+	}
+	go p.setExited(code)
+	return nil
+}
+
+// alive reads the process state without mu (the kernel knows whether a pid
+// lives without asking the shim): ESRCH, as kill(2) says, if it is gone.
+func (p *Init) alive() (processStatus, error) {
+	v := p.view.Load()
+	if v == nil || v.status == statusStopped || v.status == statusDeleted {
+		return "", status.Errorf(codes.NotFound, "process %s has exited", p.id)
+	}
+	return v.status, nil
 }
 
 // setExited is the shim's exit processing: it takes mu (as Init.SetExited
@@ -205,6 +277,7 @@ func (p *Init) setExited(code uint32) {
 	}
 	now := p.clock.Now()
 	p.status, p.exitStatus, p.exitedAt = statusStopped, code, now
+	p.stopModelLocked()
 	p.rootfs.stopWriting(now)
 	if p.exitTimer != nil {
 		p.exitTimer.Stop()
@@ -256,12 +329,7 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	}
 	logger := p.log().WithFields(logrus.Fields{"dirty_bytes": p.rootfs.Dirty(start), "volatile": p.rootfs.Volatile()})
 	logger.Debug("unmounting rootfs")
-	_ = p.clock.Sleep(lifetime, cost)
-	// umount2 itself: where the field's strace delay was injected.
-	var umountErr error
-	if p.fire != nil {
-		umountErr = p.fire(faults.PointShimUnmount)
-	}
+	umountErr := p.unmountAll(lifetime, cost)
 	took := p.clock.Since(start)
 	if p.unmounted != nil {
 		p.unmounted(p.id, p.rootfs.Volatile(), took)
@@ -276,9 +344,42 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 		p.waitOnce.Do(func() { close(p.waitBlock) })
 	}
 	p.status = statusDeleted
+	p.stopModelLocked()
 	p.rootfs.DirtyBase, p.rootfs.WritingSince = 0, time.Time{}
 	p.publishViewLocked()
 	return p.state(), took, nil
+}
+
+// umount2Calls is how many umount2 syscalls runc-shim's mount.UnmountAll
+// makes on one rootfs: it repeats umount2 until EINVAL (not a mount point
+// any more), so the first call unmounts and the second returns EINVAL. A
+// delay injected on the syscall (strace's delay_enter) is paid on each.
+const umount2Calls = 2
+
+// unmountAll is mount.UnmountAll(rootfs): the shim.unmount point fires once
+// for the whole unmount, shim.umount2 at each syscall's entry. The first
+// call pays the sync of the dirty pages (cost); the second finds nothing
+// mounted. An injected error ends it as a failed umount2 would.
+func (p *Init) unmountAll(lifetime context.Context, cost time.Duration) error {
+	if err := p.fireAt(faults.PointShimUnmount); err != nil {
+		return err
+	}
+	for call := range umount2Calls {
+		if err := p.fireAt(faults.PointShimUmount2); err != nil {
+			return err
+		}
+		if call == 0 {
+			_ = p.clock.Sleep(lifetime, cost)
+		}
+	}
+	return nil
+}
+
+func (p *Init) fireAt(point string) error {
+	if p.fire == nil {
+		return nil
+	}
+	return p.fire(point)
 }
 
 // Update applies new resources. It waits for mu, so an Update that arrives

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 )
 
 // Namespace is the containerd namespace the CRI plugin works in.
@@ -199,6 +200,6 @@ func (p *RemotePublisher) connect() (*ttrpc.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial events service %s: %w", p.address, err)
 	}
-	p.client = ttrpc.NewClient(conn)
+	p.client = ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(deadline.UnaryClientTTRPC))
 	return p.client, nil
 }

@@ -92,6 +92,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.ttrpc = ts
 	taskAPI.RegisterTTRPCTaskService(ts, svc)
+	svc.registerKernel(ts)
 	return s, nil
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 )
 
 // Event topics, as runc.GetTopic names them.
@@ -97,6 +98,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	for _, r := range records {
 		p := s.newInit(r.ID, r.Bundle, r.Pid, r.Behaviour, r.Rootfs)
+		if spec, err := readSpec(r.Bundle); err == nil {
+			// The view serves execs; the program is not resumed and the
+			// outputs are not reattached (README, process model).
+			p.model = s.newModel(r.ID, spec, "", "", false)
+		}
 		p.status, p.exitStatus, p.exitedAt, p.startedAt, p.resources = r.Status, r.ExitStatus, r.ExitedAt, r.StartedAt, r.Resources
 		if p.status == statusStopped || p.status == statusDeleted {
 			p.waitOnce.Do(func() { close(p.waitBlock) })
@@ -122,6 +128,7 @@ func (s *Service) Close() {
 		if p.exitTimer != nil {
 			p.exitTimer.Stop()
 		}
+		p.stopModelLocked()
 		p.mu.Unlock()
 	}
 }
@@ -172,9 +179,8 @@ func (s *Service) target(id string) faults.Target {
 // Interceptor fires the shim.<Method> point of every task call, once its
 // request is decoded (so the target is known) and before the method runs.
 func (s *Service) Interceptor(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (interface{}, error) {
-	// The call's deadline came as a wall duration; measure it on the
-	// shim's clock, as the daemon measures its side (clock.Inbound).
-	ctx, cancel := s.cfg.Clock.Inbound(ctx)
+	// The call's deadline, on the shim's clock (package deadline).
+	ctx, cancel := deadline.InboundTTRPC(ctx, s.cfg.Clock)
 	defer cancel()
 	name := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
 	point := faults.ShimPoint(name)
@@ -255,8 +261,10 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		return nil, status.Errorf(codes.AlreadyExists, "container %s: already exists", r.ID)
 	}
 	p := s.newInit(r.ID, r.Bundle, fakePid(r.ID), b, newRootfs(r.Rootfs, b.Disk, b.InitialDirty))
+	p.model = s.newModel(r.ID, spec, r.Stdout, r.Stderr, r.Terminal)
 	p.publishViewLocked() // not yet shared: no lock needed
 	if err := p.persist(p); err != nil {
+		p.model.stop()
 		return nil, status.Errorf(codes.Internal, "create %s: %v", r.ID, err)
 	}
 	s.processes[r.ID] = p
@@ -277,6 +285,9 @@ func readSpec(bundle string) (*specs.Spec, error) {
 }
 
 func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
+	if r.ExecID != "" {
+		return s.startExec(r)
+	}
 	p, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -289,6 +300,9 @@ func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 }
 
 func (s *Service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
+	if r.ExecID != "" {
+		return s.stateExec(r)
+	}
 	p, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -305,7 +319,7 @@ func (s *Service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.
 
 func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	if r.ExecID != "" {
-		return nil, status.Errorf(codes.NotFound, "exec %s: not found", r.ExecID)
+		return s.deleteExec(r)
 	}
 	p, err := s.get(r.ID)
 	if err != nil {
@@ -329,6 +343,9 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 }
 
 func (s *Service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Empty, error) {
+	if r.ExecID != "" {
+		return s.killExec(r)
+	}
 	p, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -359,6 +376,9 @@ func (s *Service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*em
 }
 
 func (s *Service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
+	if r.ExecID != "" {
+		return s.waitExec(ctx, r)
+	}
 	p, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -428,10 +448,6 @@ func (s *Service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*emptyp
 
 func (s *Service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*emptypb.Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "checkpoint is not supported by fakecontainerd")
-}
-
-func (s *Service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
-	return nil, status.Errorf(codes.Unimplemented, "exec processes are not modelled; ExecSync is answered by the CRI server")
 }
 
 func (s *Service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*emptypb.Empty, error) {

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
 )
 
@@ -100,6 +102,9 @@ type fixture struct {
 	clock  clock.Clock
 	state  string
 	addr   string
+	log    *logrus.Logger // the last manager's
+	// faults, if set before manager is called, reach the in-process shims.
+	faults *faults.Injector
 }
 
 func newFixture(t *testing.T, scale float64) *fixture {
@@ -109,10 +114,13 @@ func newFixture(t *testing.T, scale float64) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	clk, err := clock.New(scale)
+	// Below scale 1 the clock leaves out the time the machine starved the
+	// test (clock.Meter), so a busy machine does not stretch the figures.
+	clk, err := clock.NewDiscounting(scale)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(clk.Stop)
 	addr := filepath.Join(dir, "events.sock")
 	ln, err := net.Listen("unix", addr)
 	if err != nil {
@@ -132,9 +140,12 @@ func (f *fixture) manager(t *testing.T) *Manager {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
+	log.SetOutput(io.Discard) // a failing test's output is its failure; tests that read the log set their own
+	f.log = log
 	m, err := NewManager(ManagerConfig{
 		StateDir: f.state, Mode: ModeInProcess, EventsAddress: f.addr, Clock: f.clock,
 		Defaults: Defaults{Disk: DiskModel{Throughput: 1 << 20}}, Log: logrus.NewEntry(log),
+		Faults: f.faults,
 	})
 	if err != nil {
 		t.Fatal(err)

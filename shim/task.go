@@ -276,8 +276,11 @@ func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, erro
 	resp, err := t.shim.task.Delete(ctx, &taskAPI.DeleteRequest{ID: t.id})
 	done()
 	if err != nil {
-		err = fromShim(err)
+		// containerd logs the shim's error as ttrpc gave it, before
+		// errdefs.FromGRPC appends the code's word ("context deadline
+		// exceeded", not "...: unknown").
 		t.m.cfg.Log.WithError(err).WithField("id", t.id).Debug("failed to delete task")
+		err = fromShim(err)
 		if !IsNotFound(err) {
 			return nil, fmt.Errorf("failed to delete task: %w", err)
 		}

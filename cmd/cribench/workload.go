@@ -61,9 +61,11 @@ func containerConfig(pc *runtime.PodSandboxConfig, j int) *runtime.ContainerConf
 	name := fmt.Sprintf("c%d", j)
 	m := pc.GetMetadata()
 	return &runtime.ContainerConfig{
-		Metadata:   &runtime.ContainerMetadata{Name: name, Attempt: 0},
-		Image:      &runtime.ImageSpec{Image: benchImage},
-		Command:    []string{"sh", "-c", "while true; do sleep 1; done"},
+		Metadata: &runtime.ContainerMetadata{Name: name, Attempt: 0},
+		Image:    &runtime.ImageSpec{Image: benchImage},
+		// Runs until stopped without the CPU of an interpreted loop, which
+		// kubelet's fake runtime would not pay.
+		Command:    []string{"sleep", "infinity"},
 		WorkingDir: "/",
 		Envs: []*runtime.KeyValue{
 			{Key: "KUBERNETES_SERVICE_HOST", Value: []byte("10.96.0.1")}, {Key: "KUBERNETES_SERVICE_PORT", Value: []byte("443")},

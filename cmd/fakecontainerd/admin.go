@@ -131,11 +131,12 @@ func faultCommand() *cli.Command {
 			},
 			{
 				Name:      "set",
-				Usage:     "arm a fault, e.g. fault set --point shim.unmount --target pod=job 'delay(60s)'",
+				Usage:     "arm a fault, e.g. fault set --point shim.umount2 --target pod=job 'delay(60s)'",
 				ArgsUsage: "SPEC",
 				Flags: append([]cli.Flag{
-					&cli.StringFlag{Name: "point", Required: true, Usage: "fault point (see `fault points`)"},
+					&cli.StringFlag{Name: "point", Required: true, Usage: "the fault `POINT` (fakecontainerd fault points lists them)"},
 					&cli.StringFlag{Name: "target", Value: "all", Usage: "all, or id=, pod=, namespace=, container=, label.K=, annotation.K= pairs"},
+					&cli.BoolFlag{Name: "strict", Usage: "refuse a target that matches no container or pod that exists now, instead of arming it with a warning"},
 				}, adminFlags...),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
@@ -145,12 +146,15 @@ func faultCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					var info faults.Info
-					req := server.FaultRequest{Point: c.String("point"), Target: c.String("target"), Spec: c.Args().First()}
+					var info server.FaultResponse
+					req := server.FaultRequest{Point: c.String("point"), Target: c.String("target"), Spec: c.Args().First(), Strict: c.Bool("strict")}
 					if err := a.do(http.MethodPost, "/v1/faults", nil, req, &info); err != nil {
 						return err
 					}
 					fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", info.ID, info.Point, info.Target, info.Spec)
+					if info.Warning != "" {
+						fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", info.Warning)
+					}
 					return nil
 				},
 			},

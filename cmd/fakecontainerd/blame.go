@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -35,7 +36,7 @@ func blameCommand() *cli.Command {
 			}
 			w := c.App.Writer
 			if len(rep.Chains) == 0 {
-				fmt.Fprintln(w, "Nothing waits on a tracked lock now.")
+				fmt.Fprintln(w, "Nothing waits on a tracked lock or inside a fault now.")
 			}
 			for _, chain := range rep.Chains {
 				fmt.Fprintln(w, chain)
@@ -67,12 +68,18 @@ func blameCommand() *cli.Command {
 	}
 }
 
+// doing says what a lock's holder or waiter does: its own work, its call
+// to a shim, and the fault that holds it, if any.
 func doing(u server.UseEntry) string {
-	switch {
-	case u.Detail != "" && u.ShimCall != "":
-		return u.Detail + "; in shim call " + u.ShimCall
-	case u.ShimCall != "":
-		return "in shim call " + u.ShimCall
+	var parts []string
+	if u.Detail != "" {
+		parts = append(parts, u.Detail)
 	}
-	return u.Detail
+	if u.ShimCall != "" {
+		parts = append(parts, "in shim call "+u.ShimCall)
+	}
+	if u.Fault != "" {
+		parts = append(parts, "inside "+u.Fault)
+	}
+	return strings.Join(parts, "; ")
 }

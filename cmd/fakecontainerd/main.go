@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -22,17 +23,34 @@ func main() {
 
 func newApp() *cli.App {
 	serve := serveCommand()
-	return &cli.App{
+	app := &cli.App{
 		Name:    "fakecontainerd",
 		Usage:   "an instrumented fake containerd for reproducing kubelet PLEG stalls",
 		Version: server.Version,
 		// A bare `fakecontainerd` serves, like `containerd`.
 		Flags:    serve.Flags,
 		Action:   serve.Action,
-		Commands: append([]*cli.Command{serve, configCommand(), faultCommand(), fixCommand(), blameCommand(), shimCommand()}, scenarioCommands()...),
+		Commands: append([]*cli.Command{serve, configCommand(), faultCommand(), killCommand(), fixCommand(), blameCommand(), shimCommand()}, scenarioCommands()...),
 		// Unknown flags and bad values are reported by name, and exit 1.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return fmt.Errorf("%w (see --help)", err)
+			return fmt.Errorf("%w (see fakecontainerd --help)", err)
 		},
+	}
+	shortUsageErrors(app.Name, app.Commands)
+	return app
+}
+
+// shortUsageErrors makes every command answer a bad flag with one line that
+// names it and points to the command's --help, instead of urfave/cli's
+// "Incorrect Usage" followed by the whole help.
+func shortUsageErrors(parent string, cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		name := parent + " " + cmd.Name
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error {
+				return fmt.Errorf("%s: %w (see %s --help)", strings.TrimPrefix(name, "fakecontainerd "), err, name)
+			}
+		}
+		shortUsageErrors(name, cmd.Subcommands)
 	}
 }

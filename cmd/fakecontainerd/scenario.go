@@ -88,12 +88,12 @@ worst relist, ListContainers and UpdateContainerResources, containers seen
 UNKNOWN, and the errors callers saw. The exit status is 1 when any variant
 misses an expectation of the scenario file.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Required: true, Usage: "built-in scenario name (`fakecontainerd scenario list`) or scenario file"},
-			&cli.StringFlag{Name: "variants", Usage: "comma-separated variants to run (default: all)"},
-			&cli.Float64Flag{Name: "time-scale", Usage: "wall seconds per scenario second (default: the scenario's)"},
+			&cli.StringFlag{Name: "scenario", Aliases: []string{"s"}, Required: true, Usage: "a built-in scenario's `NAME` (fakecontainerd scenario list shows them) or a scenario file's path"},
+			&cli.StringFlag{Name: "variants", DefaultText: "all", Usage: "comma-separated variants to run"},
+			&cli.Float64Flag{Name: "time-scale", DefaultText: "the scenario's", Usage: "wall seconds per scenario second"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of the table"},
 			&cli.StringFlag{Name: "report", Usage: "also write a self-contained HTML report (timelines, table, blame chains) to `DIR`/<scenario>-<time>.html"},
-			&cli.IntFlag{Name: "parallel", Usage: "variants run at once (default: all); fewer on a busy machine"},
+			&cli.IntFlag{Name: "parallel", DefaultText: "all", Usage: "variants run at once; fewer on a busy machine"},
 			&cli.StringFlag{Name: "log-level", Value: "off", Usage: `servers' and drivers' log level on stderr: "off", or trace, debug, info, warn, error`},
 		},
 		Action: runAB,
@@ -194,8 +194,13 @@ func plegWatchCommand() *cli.Command {
 in real time: ListPodSandbox + ListContainers every --period, then the status
 calls for every changed pod, each call with --timeout. Prints every relist's
 duration and each health transition as kubelet would judge it. With
---per-container, also calls ContainerStatus on every container in turn with
---per-container-timeout and names those that hang.`,
+--per-container, also probes every container on its own deadlines: each round
+calls ContainerStatus on every container of the last list that answered, in
+parallel and each with --per-container-timeout, while a new ListContainers
+(with the same deadline) runs beside them; it names the containers whose
+status does not answer. So when ListContainers itself hangs on one
+container's status lock (incident 1), the round still ends in time and names
+that container. Only CRI calls: it works on a real containerd alike.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "endpoint", Aliases: []string{"r"}, Required: true, Usage: "CRI endpoint, unix:///path.sock (or a plain socket path)"},
 			&cli.DurationFlag{Name: "period", Value: scenario.DefaultRelistPeriod, Usage: "relist period (kubelet: 1s)"},
@@ -277,20 +282,33 @@ func plegWatch(c *cli.Context) error {
 	var prober *scenario.Prober
 	var wg sync.WaitGroup
 	if c.Bool("per-container") {
-		prober = scenario.NewProber(conn, clk, cfg.RuntimeRequestTimeout, c.Duration("per-container-timeout"))
+		// The prober's own list has the probes' short deadline, not
+		// kubelet's: a list that hangs must not hold up the naming.
+		probeTimeout := c.Duration("per-container-timeout")
+		prober = scenario.NewProber(conn, clk, probeTimeout, probeTimeout)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			listFailing := false
 			for runCtx.Err() == nil {
 				r := prober.Round(runCtx)
 				if runCtx.Err() != nil {
 					return
 				}
-				if r.ListErr != nil {
-					out.printf("per-container: ListContainers failed (%v); probed the %d containers of the last list", r.ListErr, len(r.Probes))
+				// The list's failures and recovery are told once each,
+				// not every round.
+				switch {
+				case r.ListErr != nil && listFailing:
+				case r.ListErr != nil && len(r.Probes) == 0:
+					out.printf("per-container: ListContainers gave no list within %v (%v); no list has answered yet, nothing to probe", probeTimeout, r.ListErr)
+				case r.ListErr != nil:
+					out.printf("per-container: ListContainers gave no list within %v (%v); probing the %d containers of the last list that answered", probeTimeout, r.ListErr, len(r.Probes))
+				case listFailing:
+					out.printf("per-container: ListContainers answers again")
 				}
+				listFailing = r.ListErr != nil
 				for _, pr := range r.NewlyHung {
-					out.printf("per-container: ContainerStatus of %s hangs: no answer within %v", describe(pr), c.Duration("per-container-timeout"))
+					out.printf("per-container: ContainerStatus of %s hangs: no answer within %v", describe(pr), probeTimeout)
 				}
 				for _, pr := range r.Recovered {
 					out.printf("per-container: ContainerStatus of %s answers again (%v)", describe(pr), pr.Took.Round(time.Millisecond))

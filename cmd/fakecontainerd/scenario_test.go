@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,11 +27,46 @@ import (
 // run runs the CLI with args and returns its output and error.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	app := newApp()
 	var out bytes.Buffer
-	app.Writer, app.ErrWriter = &out, io.Discard
-	err := app.Run(append([]string{"fakecontainerd"}, args...))
+	err := runTo(&out, args...)
 	return out.String(), err
+}
+
+// runTo runs the CLI with args, writing its output to w.
+func runTo(w io.Writer, args ...string) error {
+	app := newApp()
+	app.Writer, app.ErrWriter = w, io.Discard
+	return app.Run(append([]string{"fakecontainerd"}, args...))
+}
+
+// watchedBuffer is an output buffer that closes seen once the output holds
+// a string, so a test can act at a point of a command's run.
+type watchedBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+}
+
+func newWatchedBuffer(want string) *watchedBuffer {
+	return &watchedBuffer{want: want, seen: make(chan struct{})}
+}
+
+func (b *watchedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.buf.Write(p)
+	if b.want != "" && strings.Contains(b.buf.String(), b.want) {
+		b.want = ""
+		close(b.seen)
+	}
+	return n, err
+}
+
+func (b *watchedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestScenarioListAndShow(t *testing.T) {
@@ -144,9 +180,88 @@ func TestAB(t *testing.T) {
 }
 
 // TestPlegWatchNamesTheStuckContainer runs pleg-watch --per-container
-// against an in-process server where one container's ContainerStatus
-// blocks (incident 3), in real time.
+// against an in-process server where one container's status does not
+// answer, in real time: its ContainerStatus alone blocks (incident 3), or
+// its status lock does, which holds ListContainers too (incident 1's
+// signature), while pleg-watch runs with kubelet's long call deadline.
 func TestPlegWatchNamesTheStuckContainer(t *testing.T) {
+	tests := []struct {
+		name, point, timeout string
+		want                 []string
+	}{
+		{"container status blocks", faults.PointContainerStatus, "300ms", nil},
+		{"status lock blocks, and ListContainers with it", faults.PointStatusLockRead, "1m", []string{
+			"per-container: ListContainers gave no list within 150ms",
+			"probing the 2 containers of the last list that answered",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, inj, conn := startPlegWatchServer(t)
+			// Two pods as kubelet makes them; then stuck/app's status hangs.
+			log := logrus.NewEntry(logrus.New())
+			log.Logger.SetOutput(io.Discard)
+			drv := scenario.NewDriver(conn, clock.Real(), log, scenario.DriverConfig{RuntimeRequestTimeout: time.Minute}, scenario.Hooks{})
+			for _, p := range []string{"web", "stuck"} {
+				err := drv.CreatePod(context.Background(), scenario.PodSpec{Name: p, Namespace: "default", UID: "uid-" + p,
+					Containers: []scenario.ContainerSpec{{Name: "app", Image: "busybox:latest"}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			list, err := runtime.NewRuntimeServiceClient(conn).ListContainers(context.Background(), &runtime.ListContainersRequest{
+				Filter: &runtime.ContainerFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": "stuck"}}})
+			if err != nil || len(list.Containers) != 1 {
+				t.Fatalf("list stuck's container: %v, %v", list, err)
+			}
+			stuckID := list.Containers[0].Id
+			// The fault is armed once pleg-watch runs and has seen the
+			// containers, as when an incident starts under a running watch.
+			buf := newWatchedBuffer("relist 3: ")
+			armed := make(chan error, 1)
+			go func() {
+				<-buf.seen
+				_, err := inj.Add(tt.point, faults.Selector{Pod: "stuck", Container: "app"}, "block", "test")
+				armed <- err
+			}()
+			err = runTo(buf, "pleg-watch", "--endpoint", "unix://"+cfg.GRPC.Address, "--per-container",
+				"--per-container-timeout", "150ms", "--timeout", tt.timeout, "--period", "100ms", "--duration", "4s")
+			out := buf.String()
+			select {
+			case err := <-armed:
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				t.Fatalf("pleg-watch never printed its third relist; output:\n%s", out)
+			}
+			if err != nil {
+				t.Fatalf("pleg-watch: %v\n%s", err, out)
+			}
+			t.Logf("pleg-watch output:\n%s", out)
+			for _, want := range append([]string{
+				"per-container: ContainerStatus of " + stuckID[:12] + " (default/stuck/app) hangs",
+				"summary: ContainerStatus of " + stuckID[:12] + " (default/stuck/app) hangs",
+			}, tt.want...) {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			if strings.Contains(out, "(default/web/app) hangs") {
+				t.Error("pleg-watch named a container that answers")
+			}
+		})
+	}
+	if _, err := run(t, "pleg-watch", "--endpoint", "tcp://host:1"); err == nil || !strings.Contains(err.Error(), "unix://") {
+		t.Errorf("a tcp endpoint: %v, want an error asking for unix://", err)
+	}
+}
+
+// startPlegWatchServer starts an in-process server in real time, with its
+// injector; the injector is closed first at the end, so that what its
+// faults block lets go before the server closes.
+func startPlegWatchServer(t *testing.T) (*configs.Config, *faults.Injector, *grpc.ClientConn) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "fcd-pw")
 	if err != nil {
 		t.Fatal(err)
@@ -167,52 +282,12 @@ func TestPlegWatchNamesTheStuckContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	t.Cleanup(inj.Close)
 	go srv.Serve()
 	conn, err := grpc.NewClient("unix://"+cfg.GRPC.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-
-	// Two pods as kubelet makes them; then stuck/app's status hangs.
-	drv := scenario.NewDriver(conn, clk, log, scenario.DriverConfig{RuntimeRequestTimeout: time.Minute}, scenario.Hooks{})
-	for _, p := range []string{"web", "stuck"} {
-		err := drv.CreatePod(context.Background(), scenario.PodSpec{Name: p, Namespace: "default", UID: "uid-" + p,
-			Containers: []scenario.ContainerSpec{{Name: "app", Image: "busybox:latest"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	list, err := runtime.NewRuntimeServiceClient(conn).ListContainers(context.Background(), &runtime.ListContainersRequest{
-		Filter: &runtime.ContainerFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": "stuck"}}})
-	if err != nil || len(list.Containers) != 1 {
-		t.Fatalf("list stuck's container: %v, %v", list, err)
-	}
-	stuckID := list.Containers[0].Id
-	if _, err := inj.Add(faults.PointContainerStatus, faults.Selector{Pod: "stuck", Container: "app"}, "block", "test"); err != nil {
-		t.Fatal(err)
-	}
-
-	out, err := run(t, "pleg-watch", "--endpoint", "unix://"+cfg.GRPC.Address, "--per-container",
-		"--per-container-timeout", "150ms", "--timeout", "300ms", "--period", "100ms", "--duration", "3s")
-	if err != nil {
-		t.Fatalf("pleg-watch: %v\n%s", err, out)
-	}
-	t.Logf("pleg-watch output:\n%s", out)
-	for _, want := range []string{
-		"per-container: ContainerStatus of " + stuckID[:12] + " (default/stuck/app) hangs",
-		"summary: ContainerStatus of " + stuckID[:12] + " (default/stuck/app) hangs",
-		"relist 1: ",
-		"inspections failed: ",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if strings.Contains(out, "(default/web/app) hangs") {
-		t.Error("pleg-watch named a container that answers")
-	}
-	if _, err := run(t, "pleg-watch", "--endpoint", "tcp://host:1"); err == nil || !strings.Contains(err.Error(), "unix://") {
-		t.Errorf("a tcp endpoint: %v, want an error asking for unix://", err)
-	}
+	return cfg, inj, conn
 }

@@ -33,7 +33,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "root", Usage: "persistent state directory (overrides root)"},
 			&cli.StringFlag{Name: "state", Usage: "volatile state directory (overrides state)"},
 			&cli.StringFlag{Name: "log-level", Aliases: []string{"l"}, Usage: "trace, debug, info, warn, error (overrides [debug] level)"},
-			&cli.Float64Flag{Name: "time-scale", Usage: "wall seconds per scenario second, e.g. 0.01 (overrides time_scale)"},
+			&cli.Float64Flag{Name: "time-scale", DefaultText: "the config's time_scale", Usage: "wall seconds per scenario second, e.g. 0.01 (overrides time_scale)"},
 			&cli.StringFlag{Name: "shim-mode", Usage: `"inprocess" or "process" (overrides shim_mode)`},
 			&cli.StringSliceFlag{Name: "fix", Usage: "switch a fix on (repeatable, or comma-separated): volatile, stopping_state, stopping_state_refined, update_outside_lock, shim_update_nowait, list_index"},
 			&cli.StringFlag{Name: "metrics-address", Usage: "serve Prometheus metrics (/v1/metrics, /metrics) on a unix socket path or loopback host:port (overrides [metrics] address)"},
@@ -114,6 +114,16 @@ func loadConfig(c *cli.Context, log *logrus.Logger) (*configs.Config, error) {
 	}
 	level, _ := logrus.ParseLevel(cfg.Debug.Level)
 	log.SetLevel(level)
+	// A key neither containerd nor the fake knows is most likely a typo
+	// that leaves a default in place (SystemdCgrup): warn, one line per
+	// key, in containerd 2.x's words (1.6 says nothing). Keys containerd
+	// has and the fake does not model stay at debug.
+	for _, u := range report.Unknown {
+		log.WithFields(logrus.Fields{"file": c.String("config"), "key": u.Key}).Warn("Ignoring unknown key in TOML" + didYouMean(u))
+	}
+	for _, w := range report.Warnings {
+		log.WithField("file", c.String("config")).Warn(w)
+	}
 	for _, k := range report.Undecoded {
 		log.WithField("key", k).Debug("config key is not modelled by fakecontainerd; ignored")
 	}
@@ -134,6 +144,10 @@ func serve(c *cli.Context) error {
 	log := newLogger()
 	cfg, err := loadConfig(c, log)
 	if err != nil {
+		return err
+	}
+	// Before anything is written there: refuse a real containerd's dirs.
+	if err := server.CheckDirs(cfg.Root, cfg.State); err != nil {
 		return err
 	}
 	clk, err := stateClock(cfg.State, cfg.Plugins.Fake.TimeScale)

@@ -195,17 +195,31 @@ type podManifest struct {
 	restartPolicy string
 	containers    []string
 	annotations   map[string]string
+	// command, when set, is every container's command instead of the loop;
+	// readinessExec, when set, is their exec readiness probe.
+	command       []string
+	readinessExec []string
 }
 
 func (p podManifest) json() ([]byte, error) {
 	var containers []map[string]any
 	for _, c := range p.containers {
-		containers = append(containers, map[string]any{
+		command := []string{"sh", "-c", "while true; do sleep 1; done"}
+		if p.command != nil {
+			command = p.command
+		}
+		container := map[string]any{
 			"name":            c,
 			"image":           podImage,
 			"imagePullPolicy": "IfNotPresent",
-			"command":         []string{"sh", "-c", "while true; do sleep 1; done"},
-		})
+			"command":         command,
+		}
+		if p.readinessExec != nil {
+			container["readinessProbe"] = map[string]any{
+				"exec": map[string]any{"command": p.readinessExec}, "periodSeconds": 1, "timeoutSeconds": 1,
+			}
+		}
+		containers = append(containers, container)
 	}
 	return json.MarshalIndent(map[string]any{
 		"apiVersion": "v1",

@@ -52,12 +52,15 @@ type Clock interface {
 	Sleep(ctx context.Context, d time.Duration) error
 	// WithTimeout is context.WithTimeout with a virtual duration.
 	WithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc)
-	// Inbound re-bases the deadline of a call that came in over a socket
-	// (gRPC, ttrpc) onto this clock. Deadlines cross sockets as wall
-	// durations; a clock that discounts starvation measures the rest of
-	// the call in its own time, so the server side of a call expires at
-	// the same scenario instant as its client. Other clocks return ctx.
-	Inbound(ctx context.Context) (context.Context, context.CancelFunc)
+	// Inbound gives a call that came in over a socket (gRPC, ttrpc) the
+	// deadline at, a virtual instant its client's clock sent along
+	// (package deadline carries it). Deadlines cross sockets as wall
+	// durations, which know nothing of the starvation a discounting clock
+	// leaves out; with one, the server side of a call then expires at the
+	// scenario instant its client meant. The call's wall deadline is
+	// dropped and its cancellation kept. Other clocks, or a zero at,
+	// return ctx.
+	Inbound(ctx context.Context, at time.Time) (context.Context, context.CancelFunc)
 }
 
 // Scaled is a Clock whose virtual time runs 1/scale times as fast as wall
@@ -70,6 +73,7 @@ type Scaled struct {
 	meter  *Meter
 	// starved0 is the meter's count at origin.
 	starved0 time.Duration
+	ownMeter bool
 }
 
 // Real returns the unscaled clock.
@@ -100,6 +104,27 @@ func Discounting(scale float64, m *Meter) (*Scaled, error) {
 	c.meter = m
 	c.origin, c.starved0 = m.read()
 	return c, nil
+}
+
+// NewDiscounting is Discounting on a meter of the clock's own, which Stop
+// ends: for a test harness that owns both ends of its calls.
+func NewDiscounting(scale float64) (*Scaled, error) {
+	m := StartMeter(0, 0)
+	c, err := Discounting(scale, m)
+	if err != nil {
+		m.Stop()
+		return nil, err
+	}
+	c.ownMeter = true
+	return c, nil
+}
+
+// Stop ends the clock's own meter (NewDiscounting); the clock then keeps
+// the starvation it counted. Other clocks ignore it.
+func (c *Scaled) Stop() {
+	if c.ownMeter {
+		c.meter.Stop()
+	}
 }
 
 // Meter is the clock's starvation meter, nil if it has none.
@@ -236,17 +261,30 @@ func (c *Scaled) WithTimeout(ctx context.Context, d time.Duration) (context.Cont
 	return c.withDeadline(ctx, ctx, c.Now().Add(d), false)
 }
 
-func (c *Scaled) Inbound(ctx context.Context) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
-	if c.meter == nil || !ok {
+func (c *Scaled) Inbound(ctx context.Context, at time.Time) (context.Context, context.CancelFunc) {
+	if c.meter == nil || at.IsZero() {
 		return ctx, func() {}
 	}
-	// The socket's deadline is the client's wall estimate; the client's
-	// own context expires in scenario time, and so does this one. The
-	// parent's wall deadline is dropped; its cancellation (the client gave
-	// up) is kept.
-	return c.withDeadline(context.WithoutCancel(ctx), ctx, c.Now().Add(c.Virtual(fromSocketWall(time.Until(dl)))), true)
+	// A server's deadline falls a transit later than its client's (gRPC
+	// sends the time left; the server counts it from receipt), so at the
+	// deadline the client gives up first and sees its own
+	// DeadlineExceeded, not the server's error. Both ends here read one
+	// clock, so the transit is added.
+	return c.withDeadline(context.WithoutCancel(ctx), ctx, at.Add(c.Virtual(inboundTransit)), true)
 }
+
+// inboundTransit is the wall time a server's deadline trails its client's.
+const inboundTransit = time.Millisecond
+
+// VirtualDeadline is the virtual deadline of ctx, if a discounting clock's
+// WithTimeout (or Inbound) set one on it or on a context it derives from:
+// what a client sends along with a call for the server's Inbound.
+func VirtualDeadline(ctx context.Context) (time.Time, bool) {
+	at, ok := ctx.Value(virtualDeadlineKey{}).(time.Time)
+	return at, ok
+}
+
+type virtualDeadlineKey struct{}
 
 // Timer is a one-shot timer on a Clock; C receives the virtual time at
 // which it fired.
@@ -366,6 +404,9 @@ type afterFunc struct{ f func() }
 // with onlyCancel, only when parent was cancelled (its own deadline, a wall
 // one, is ignored).
 func (c *Scaled) withDeadline(values, parent context.Context, at time.Time, onlyCancel bool) (context.Context, context.CancelFunc) {
+	if outer, ok := VirtualDeadline(values); ok && outer.Before(at) {
+		at = outer
+	}
 	d := &deadlineCtx{values: values, clk: c, at: at, parent: parent, done: make(chan struct{})}
 	follow := func() {
 		if err := parent.Err(); !onlyCancel || errors.Is(err, context.Canceled) {
@@ -414,9 +455,9 @@ func (d *deadlineCtx) cancel(err error) {
 
 // Deadline is what a socket sends on: the wall time left before the
 // virtual deadline if the process is not starved from now on, stretched
-// (socketWall) so that the other end's wall timer, which does not know about
-// starvation, never expires the call before the virtual deadline; the other
-// end's Inbound undoes the stretch and times the call in virtual time.
+// (socketWall) so that the other end's wall timer, which knows nothing of
+// starvation, never ends the call before the virtual deadline. The virtual
+// deadline itself travels beside it (VirtualDeadline, package deadline).
 func (d *deadlineCtx) Deadline() (time.Time, bool) {
 	now := time.Now()
 	rest := d.clk.Wall(max(d.at.Sub(d.clk.Now()), 0))
@@ -426,20 +467,12 @@ func (d *deadlineCtx) Deadline() (time.Time, bool) {
 	return now.Add(socketWall(rest)), true
 }
 
-// A discounting clock's deadline crosses a socket as socketWall of the wall
-// time left; Inbound reads it back with fromSocketWall. Both ends of such a
-// call are in one process with one clock (the scenario runner), so the
-// stretch never reaches anyone else.
-const (
-	socketStretch = 4
-	socketSlack   = 2 * time.Second
-)
-
+// socketWall stretches the wall time left before a virtual deadline by
+// more than the starvation a call could meet.
 func socketWall(rest time.Duration) time.Duration {
-	return saturate(float64(rest)*socketStretch + float64(socketSlack))
+	const stretch, slack = 100, time.Minute
+	return saturate(float64(rest)*stretch + float64(slack))
 }
-
-func fromSocketWall(d time.Duration) time.Duration { return max(d-socketSlack, 0) / socketStretch }
 
 func (d *deadlineCtx) Done() <-chan struct{} { return d.done }
 
@@ -449,7 +482,12 @@ func (d *deadlineCtx) Err() error {
 	return d.err
 }
 
-func (d *deadlineCtx) Value(key any) any { return d.values.Value(key) }
+func (d *deadlineCtx) Value(key any) any {
+	if _, ok := key.(virtualDeadlineKey); ok {
+		return d.at
+	}
+	return d.values.Value(key)
+}
 
 // AfterFunc lets the context package propagate cancellation to derived
 // contexts without a goroutine each.

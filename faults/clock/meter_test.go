@@ -123,15 +123,19 @@ func TestDiscountingContexts(t *testing.T) {
 		}
 	})
 	t.Run("inbound", func(t *testing.T) {
-		// A server's context carries the client's wall deadline; re-based,
-		// it expires in virtual time, so a freeze longer than the wall
-		// deadline does not expire it.
+		// A server's context carries the client's (stretched) wall
+		// deadline; given the client's virtual deadline, it expires in
+		// virtual time, so a freeze does not expire it early.
 		client, cancelClient := clk.WithTimeout(context.Background(), 20*time.Second)
 		defer cancelClient()
 		dl, _ := client.Deadline()
+		at, ok := VirtualDeadline(client)
+		if !ok {
+			t.Fatal("no virtual deadline on a discounting clock's context")
+		}
 		wall, cancelWall := context.WithDeadline(context.Background(), dl) // as a socket passes it on
 		defer cancelWall()
-		ctx, cancel := clk.Inbound(wall)
+		ctx, cancel := clk.Inbound(wall, at)
 		defer cancel()
 		start := clk.Now()
 		freeze(t, 400*time.Millisecond)
@@ -144,6 +148,17 @@ func TestDiscountingContexts(t *testing.T) {
 		}
 		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			t.Errorf("Err = %v, want deadline exceeded", ctx.Err())
+		}
+	})
+	t.Run("nested", func(t *testing.T) {
+		outer, cancelOuter := clk.WithTimeout(context.Background(), time.Second)
+		defer cancelOuter()
+		inner, cancelInner := clk.WithTimeout(outer, time.Hour)
+		defer cancelInner()
+		a, _ := VirtualDeadline(outer)
+		b, _ := VirtualDeadline(inner)
+		if !a.Equal(b) {
+			t.Errorf("inner virtual deadline %v, want the outer's earlier %v", b, a)
 		}
 	})
 }
@@ -168,7 +183,7 @@ func TestInboundWithoutMeterKeepsTheContext(t *testing.T) {
 	c, _ := New(0.01)
 	parent, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	ctx, done := c.Inbound(parent)
+	ctx, done := c.Inbound(parent, c.Now().Add(time.Second))
 	defer done()
 	if ctx != parent {
 		t.Error("Inbound on a clock without a meter made a new context")

@@ -169,8 +169,10 @@ func (s *Store) Add(c Container) error {
 
 // Get returns the container whose id is id or starts with id. A prefix
 // matching several containers gives an error wrapping
-// truncindex.ErrAmbiguousPrefix; anything else that matches nothing wraps
-// store.ErrNotFound.
+// truncindex.ErrAmbiguousPrefix; anything else that matches nothing is
+// store.ErrNotFound itself: as containerd's store, the error does not name
+// the id, which every caller's message already does ("an error occurred
+// when try to find container "<id>": not found").
 func (s *Store) Get(id string) (Container, error) {
 	s.lock.RLock()
 	defer s.lock.RUnlock()
@@ -182,13 +184,13 @@ func (s *Store) resolve(id string) (Container, error) {
 	full, err := s.idIndex.Get(id)
 	if err != nil {
 		if errors.As(err, new(truncindex.ErrAmbiguousPrefix)) {
-			return Container{}, fmt.Errorf("container %q: %w", id, err)
+			return Container{}, err
 		}
-		return Container{}, fmt.Errorf("container %q: %w", id, store.ErrNotFound)
+		return Container{}, store.ErrNotFound
 	}
 	c, ok := s.containers[full]
 	if !ok {
-		return Container{}, fmt.Errorf("container %q: %w", id, store.ErrNotFound)
+		return Container{}, store.ErrNotFound
 	}
 	return c, nil
 }

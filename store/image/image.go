@@ -116,14 +116,15 @@ func (s *Store) Resolve(ref string) (string, error) {
 	defer s.lock.RUnlock()
 	id, ok := s.refCache[ref]
 	if !ok {
-		return "", fmt.Errorf("image reference %q: %w", ref, store.ErrNotFound)
+		return "", store.ErrNotFound
 	}
 	return id, nil
 }
 
 // Get returns the image with the full id, or whose hex starts with
 // idOrPrefix ("sha256:" optional). A prefix matching several images gives an
-// error wrapping truncindex.ErrAmbiguousPrefix.
+// error wrapping truncindex.ErrAmbiguousPrefix. As in containerd, the
+// errors do not name the image; the callers' messages do.
 func (s *Store) Get(idOrPrefix string) (Image, error) {
 	hex := strings.TrimPrefix(idOrPrefix, idPrefix)
 	s.lock.RLock()
@@ -131,13 +132,13 @@ func (s *Store) Get(idOrPrefix string) (Image, error) {
 	full, err := s.idIndex.Get(hex)
 	if err != nil {
 		if errors.As(err, new(truncindex.ErrAmbiguousPrefix)) {
-			return Image{}, fmt.Errorf("image %q: %w", idOrPrefix, err)
+			return Image{}, err
 		}
-		return Image{}, fmt.Errorf("image %q: %w", idOrPrefix, store.ErrNotFound)
+		return Image{}, store.ErrNotFound
 	}
 	img, ok := s.images[idPrefix+full]
 	if !ok {
-		return Image{}, fmt.Errorf("image %q: %w", idOrPrefix, store.ErrNotFound)
+		return Image{}, store.ErrNotFound
 	}
 	return img.clone(), nil
 }

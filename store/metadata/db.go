@@ -181,3 +181,32 @@ func errNotFound(kind, key string) error {
 func errExists(kind, key string) error {
 	return fmt.Errorf("%s %q: %w", kind, key, store.ErrAlreadyExists)
 }
+
+// dbVersionKey is the key containerd's metadata store keeps its schema
+// version under, in the v1 bucket, written at every start
+// (metadata/buckets.go bucketKeyDBVersion). fakecontainerd never writes it.
+const dbVersionKey = "version"
+
+// IsContainerds reports whether the database at path is a real
+// containerd's meta.db: its v1 bucket holds containerd's schema version.
+// It opens the file read-only; a file that another process holds open for
+// writing (a running containerd, or server) is an error wrapping bbolt's
+// timeout.
+func IsContainerds(path string) (bool, error) {
+	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: openTimeout, ReadOnly: true})
+	if err != nil {
+		return false, fmt.Errorf("inspect metadata database %q: %w", path, err)
+	}
+	defer bdb.Close()
+	var theirs bool
+	err = bdb.View(func(tx *bbolt.Tx) error {
+		if v1 := tx.Bucket([]byte(bucketVersion)); v1 != nil {
+			theirs = v1.Get([]byte(dbVersionKey)) != nil
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("inspect metadata database %q: %w", path, err)
+	}
+	return theirs, nil
+}

@@ -66,8 +66,10 @@ func (s *Store) Add(sb Sandbox) error {
 
 // Get returns the sandbox whose id is id or starts with id. A prefix
 // matching several sandboxes gives an error wrapping
-// truncindex.ErrAmbiguousPrefix; anything else that matches nothing wraps
-// store.ErrNotFound.
+// truncindex.ErrAmbiguousPrefix; anything else that matches nothing is
+// store.ErrNotFound itself: as containerd's store, the error does not name
+// the id, which every caller's message already does ("an error occurred
+// when try to find container "<id>": not found").
 func (s *Store) Get(id string) (Sandbox, error) {
 	s.lock.RLock()
 	defer s.lock.RUnlock()
@@ -79,13 +81,13 @@ func (s *Store) resolve(id string) (Sandbox, error) {
 	full, err := s.idIndex.Get(id)
 	if err != nil {
 		if errors.As(err, new(truncindex.ErrAmbiguousPrefix)) {
-			return Sandbox{}, fmt.Errorf("sandbox %q: %w", id, err)
+			return Sandbox{}, err
 		}
-		return Sandbox{}, fmt.Errorf("sandbox %q: %w", id, store.ErrNotFound)
+		return Sandbox{}, store.ErrNotFound
 	}
 	sb, ok := s.sandboxes[full]
 	if !ok {
-		return Sandbox{}, fmt.Errorf("sandbox %q: %w", id, store.ErrNotFound)
+		return Sandbox{}, store.ErrNotFound
 	}
 	return sb, nil
 }

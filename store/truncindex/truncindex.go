@@ -17,7 +17,7 @@ import (
 
 var (
 	// ErrEmptyPrefix is returned for an empty id or prefix.
-	ErrEmptyPrefix = errors.New("prefix can't be empty")
+	ErrEmptyPrefix = errors.New("Prefix can't be empty") // containerd's text
 	// ErrIllegalChar is returned for an id or prefix with a character
 	// outside [a-zA-Z0-9_.-].
 	ErrIllegalChar = errors.New("illegal character: IDs may hold only [a-zA-Z0-9_.-]")
@@ -32,7 +32,7 @@ type ErrAmbiguousPrefix struct {
 }
 
 func (e ErrAmbiguousPrefix) Error() string {
-	return fmt.Sprintf("multiple IDs found with provided prefix: %s", e.Prefix)
+	return fmt.Sprintf("Multiple IDs found with provided prefix: %s", e.Prefix) // containerd's text
 }
 
 // TruncIndex is a set of ids searchable by prefix. It has its own lock, so
