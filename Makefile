@@ -8,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test test-under-load vet unit clean e2e-kubelet bench fuzz fuzz-short soak bench-recover crash report-check
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd bench fuzz fuzz-short soak bench-recover crash report-check
 
 all: build
 
@@ -122,6 +122,17 @@ e2e-kubelet: build
 	@kubelet=$$(cd e2e/kubelet && KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) ./build-kubelet.sh) && \
 	cd e2e/kubelet && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBELET=$$kubelet KUBE_VERSION=$(KUBE_VERSION) \
 		$(GO) test -count=1 -v $(E2E_KUBELET_FLAGS) ./...
+
+# The differential suite (e2e/containerd, a module of its own; root, no
+# network): installs Debian's containerd, runc, strace and busybox-static if
+# missing, starts a private containerd 1.6 next to bin/fakecontainerd, runs
+# one crictl session and incident 1 on both and prints the response-diff and
+# timing tables (also in e2e/containerd/_logs/<test>/). About two minutes.
+E2E_CONTAINERD_FLAGS ?= -timeout 20m
+e2e-containerd: build
+	@cd e2e/containerd && ./containerd.sh install && \
+	FAKECONTAINERD=$(CURDIR)/$(BIN) $(GO) test -count=1 -v $(E2E_CONTAINERD_FLAGS) ./... 2>&1 | \
+		grep -v -E '^E[0-9]{4} .*remote_(runtime|image)\.go' ; exit $${PIPESTATUS[0]}
 
 clean:
 	rm -rf bin $(RUN_DIR)

@@ -316,7 +316,7 @@ func (fx *badFixture) cases() []badCase {
 		checkCreated, check bool
 	}
 	containerMethods := []idMethod{
-		{name: "StartContainer", missing: codes.NotFound, notAnID: codes.NotFound, check: true, exited: codes.FailedPrecondition,
+		{name: "StartContainer", missing: codes.NotFound, notAnID: codes.NotFound, check: true, exited: codes.Unknown,
 			call: func(ctx context.Context, id string) error {
 				_, err := rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id})
 				return err
@@ -342,13 +342,13 @@ func (fx *badFixture) cases() []badCase {
 				return err
 			}},
 		{name: "ReopenContainerLog", missing: codes.NotFound, notAnID: codes.NotFound,
-			checkCreated: true, created: codes.FailedPrecondition, check: true, exited: codes.FailedPrecondition,
+			checkCreated: true, created: codes.Unknown, check: true, exited: codes.Unknown,
 			call: func(ctx context.Context, id string) error {
 				_, err := rt.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: id})
 				return err
 			}},
 		{name: "ExecSync", missing: codes.NotFound, notAnID: codes.NotFound,
-			checkCreated: true, created: codes.FailedPrecondition, check: true, exited: codes.FailedPrecondition,
+			checkCreated: true, created: codes.Unknown, check: true, exited: codes.Unknown,
 			call: func(ctx context.Context, id string) error {
 				_, err := rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 1})
 				return err
@@ -479,7 +479,7 @@ func (fx *badFixture) cases() []badCase {
 		{"cpu quota below -1", fx.podA, ctr(func(c *runtime.ContainerConfig) { c.Linux.Resources.CpuQuota = -2 }), codes.InvalidArgument},
 		{"oom score adj out of range", fx.podA, ctr(func(c *runtime.ContainerConfig) { c.Linux.Resources.OomScoreAdj = 1001 }), codes.InvalidArgument},
 		{"cpuset not a list", fx.podA, ctr(func(c *runtime.ContainerConfig) { c.Linux.Resources.CpusetCpus = "all" }), codes.InvalidArgument},
-		{"stopped pod", fx.podB, ctr(nil), codes.FailedPrecondition},
+		{"stopped pod", fx.podB, ctr(nil), codes.NotFound},
 		{"name in use", fx.podA, containerConfig("running", nil), codes.AlreadyExists},
 	} {
 		add("CreateContainer", c.name, c.want, create(c.pod, c.cfg))

@@ -32,7 +32,8 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 		return nil, fmt.Errorf("failed to find sandbox id %q: %w", r.GetPodSandboxId(), err)
 	}
 	if sb.Status.Get().State != sandboxstore.StateReady {
-		return nil, errPrecondition("sandbox %q is not ready: its container task is not running", sb.ID)
+		// containerd finds no task for the sandbox container: NotFound.
+		return nil, errNotFoundf("sandbox %q is not ready: its container task is not running", sb.ID)
 	}
 	// The pod's fakecontainerd.io/ annotations script this container too;
 	// refuse bad values before anything is created, as for the container's.

@@ -37,7 +37,7 @@ func (c *criService) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (
 		return nil, fmt.Errorf("failed to find container %q in store: %w", r.GetContainerId(), err)
 	}
 	if cntr.Status.Get().State() != runtime.ContainerState_CONTAINER_RUNNING {
-		return nil, errPrecondition("container is in %s state", criContainerStateToString(cntr.Status.Get().State()))
+		return nil, errState("container is in %s state", criContainerStateToString(cntr.Status.Get().State()))
 	}
 	canned := c.config.Plugins.Fake.ExecSync
 	cannedResp := &runtime.ExecSyncResponse{Stdout: []byte(canned.Stdout), Stderr: []byte(canned.Stderr), ExitCode: canned.ExitCode}

@@ -19,7 +19,7 @@ func (c *criService) ReopenContainerLog(ctx context.Context, r *runtime.ReopenCo
 		return nil, fmt.Errorf("an error occurred when try to find container %q: %w", r.GetContainerId(), err)
 	}
 	if cntr.Status.Get().State() != runtime.ContainerState_CONTAINER_RUNNING {
-		return nil, errPrecondition("container is not running")
+		return nil, errState("container is not running")
 	}
 	if cntr.LogPath == "" {
 		return &runtime.ReopenContainerLogResponse{}, nil

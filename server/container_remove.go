@@ -79,11 +79,11 @@ func setContainerRemoving(cntr containerstore.Container) error {
 	return cntr.Status.Update(func(s containerstore.Status) (containerstore.Status, error) {
 		switch {
 		case s.State() == runtime.ContainerState_CONTAINER_RUNNING || s.State() == runtime.ContainerState_CONTAINER_UNKNOWN:
-			return s, errPrecondition("container is still running, to stop first")
+			return s, errState("container is still running, to stop first")
 		case s.Starting:
-			return s, errPrecondition("container is in starting state, can't be removed")
+			return s, errState("container is in starting state, can't be removed")
 		case s.Removing:
-			return s, errPrecondition("container is already in removing state")
+			return s, errState("container is already in removing state")
 		}
 		s.Removing = true
 		return s, nil

@@ -53,7 +53,7 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 		return nil, fmt.Errorf("sandbox %q not found: %w", cntr.SandboxID, err)
 	}
 	if sb.Status.Get().State != sandboxstore.StateReady {
-		return nil, errPrecondition("sandbox container %q is not running", sb.ID)
+		return nil, errState("sandbox container %q is not running", sb.ID)
 	}
 	rec, err := c.db.GetContainer(ctx, id)
 	if err != nil {
@@ -117,11 +117,11 @@ func setContainerStarting(cntr containerstore.Container) error {
 	return cntr.Status.Update(func(s containerstore.Status) (containerstore.Status, error) {
 		switch {
 		case s.Removing:
-			return s, errPrecondition("container is in removing state, can't be started")
+			return s, errState("container is in removing state, can't be started")
 		case s.Starting:
-			return s, errPrecondition("container is already in starting state")
+			return s, errState("container is already in starting state")
 		case s.State() != runtime.ContainerState_CONTAINER_CREATED:
-			return s, errPrecondition("container is in %s state", criContainerStateToString(s.State()))
+			return s, errState("container is in %s state", criContainerStateToString(s.State()))
 		}
 		s.Starting = true
 		return s, nil

@@ -55,7 +55,7 @@ func (c *criService) updateContainerResources(ctx context.Context, cntr containe
 		return newStatus, fmt.Errorf("container %q is in removing or stopping state", id)
 	}
 	if status.Removing {
-		return newStatus, errPrecondition("container %q is in removing state", id)
+		return newStatus, errState("container %q is in removing state", id)
 	}
 	rec, err := c.db.GetContainer(ctx, id)
 	if err != nil {

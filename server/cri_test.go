@@ -503,9 +503,9 @@ func TestCRIStopPodSandbox(t *testing.T) {
 	_, err = ts.rt.CreateContainer(ts.ctx(time.Minute), &runtime.CreateContainerRequest{
 		PodSandboxId: podID, Config: containerConfig("late", nil), SandboxConfig: pc,
 	})
-	criWantCode(t, "CreateContainer in a stopped sandbox", err, codes.FailedPrecondition)
+	criWantCode(t, "CreateContainer in a stopped sandbox", err, codes.NotFound)
 	_, err = ts.rt.StartContainer(ts.ctx(time.Minute), &runtime.StartContainerRequest{ContainerId: created})
-	criWantCode(t, "StartContainer in a stopped sandbox", err, codes.FailedPrecondition)
+	criWantCode(t, "StartContainer in a stopped sandbox", err, codes.Unknown)
 	// As in containerd, a failed start leaves the container EXITED with
 	// StartError rather than CREATED forever.
 	if cs := ts.criStatus(created); cs.State != runtime.ContainerState_CONTAINER_EXITED || cs.Reason != "StartError" || cs.ExitCode != 128 {
@@ -760,8 +760,8 @@ func TestCRIExecSync(t *testing.T) {
 		{"empty cmd", &runtime.ExecSyncRequest{ContainerId: running}, codes.InvalidArgument},
 		{"negative timeout", &runtime.ExecSyncRequest{ContainerId: running, Cmd: []string{"true"}, Timeout: -1}, codes.InvalidArgument},
 		{"missing", &runtime.ExecSyncRequest{ContainerId: criMissingID, Cmd: []string{"true"}}, codes.NotFound},
-		{"created", &runtime.ExecSyncRequest{ContainerId: created, Cmd: []string{"true"}}, codes.FailedPrecondition},
-		{"exited", &runtime.ExecSyncRequest{ContainerId: exited, Cmd: []string{"true"}}, codes.FailedPrecondition},
+		{"created", &runtime.ExecSyncRequest{ContainerId: created, Cmd: []string{"true"}}, codes.Unknown},
+		{"exited", &runtime.ExecSyncRequest{ContainerId: exited, Cmd: []string{"true"}}, codes.Unknown},
 	} {
 		_, err := ts.rt.ExecSync(ts.ctx(time.Minute), tc.req)
 		criWantCode(t, "ExecSync "+tc.name, err, tc.code)
@@ -806,8 +806,8 @@ func TestCRIReopenContainerLog(t *testing.T) {
 	}{
 		{"empty id", "", codes.InvalidArgument},
 		{"missing", criMissingID, codes.NotFound},
-		{"created", created, codes.FailedPrecondition},
-		{"exited", nolog, codes.FailedPrecondition},
+		{"created", created, codes.Unknown},
+		{"exited", nolog, codes.Unknown},
 	} {
 		_, err := ts.rt.ReopenContainerLog(ts.ctx(time.Minute), &runtime.ReopenContainerLogRequest{ContainerId: tc.id})
 		criWantCode(t, "ReopenContainerLog "+tc.name, err, tc.code)
@@ -947,6 +947,19 @@ func TestCRIPodSandboxStats(t *testing.T) {
 	if linux.GetNetwork().GetDefaultInterface().GetRxBytes().GetValue() == 0 {
 		t.Errorf("network %v: want traffic for a pod up 2s", linux.GetNetwork())
 	}
+	// A host-network pod has no netns to read: containerd reports no
+	// network usage for it.
+	hostPC := podConfig("host")
+	hostPC.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE}}}
+	host := ts.criRunPodConfig(hostPC)
+	hostResp, err := ts.rt.PodSandboxStats(ts.ctx(time.Minute), &runtime.PodSandboxStatsRequest{PodSandboxId: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := hostResp.GetStats().GetLinux().GetNetwork(); n != nil {
+		t.Errorf("host-network pod's network usage %v, want none", n)
+	}
 	for _, tc := range []struct {
 		name, id string
 		code     codes.Code
@@ -960,7 +973,7 @@ func TestCRIPodSandboxStats(t *testing.T) {
 		filter *runtime.PodSandboxStatsFilter
 		want   []string
 	}{
-		{name: "no filter", want: []string{web, db}},
+		{name: "no filter", want: []string{web, db, host}},
 		{name: "id", filter: &runtime.PodSandboxStatsFilter{Id: db}, want: []string{db}},
 		{name: "id prefix", filter: &runtime.PodSandboxStatsFilter{Id: web[:10]}, want: []string{web}},
 		{name: "missing id", filter: &runtime.PodSandboxStatsFilter{Id: criMissingID}},

@@ -61,14 +61,22 @@ type codeError struct {
 func (e *codeError) Error() string              { return e.msg }
 func (e *codeError) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
 
-// errInvalid and errPrecondition build InvalidArgument and
-// FailedPrecondition errors.
+// errInvalid builds an InvalidArgument error.
 func errInvalid(format string, args ...any) error {
 	return &codeError{code: codes.InvalidArgument, msg: fmt.Sprintf(format, args...)}
 }
 
-func errPrecondition(format string, args ...any) error {
-	return &codeError{code: codes.FailedPrecondition, msg: fmt.Sprintf(format, args...)}
+// errNotFoundf is a NotFound error with a plain message.
+func errNotFoundf(format string, args ...any) error {
+	return &codeError{code: codes.NotFound, msg: fmt.Sprintf(format, args...)}
+}
+
+// errState is a refusal because of an object's state (running, exited,
+// starting, removing). containerd builds these with fmt.Errorf, so
+// errdefs.ToGRPC answers Unknown (measured by e2e/containerd); the fake
+// answers the same, with the plain message a codeError keeps.
+func errState(format string, args ...any) error {
+	return &codeError{code: codes.Unknown, msg: fmt.Sprintf(format, args...)}
 }
 
 // toGRPC maps an error to a gRPC status, as containerd's errdefs.ToGRPC

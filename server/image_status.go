@@ -41,6 +41,7 @@ func (c *criService) ImageStatus(ctx context.Context, r *runtime.ImageStatusRequ
 // toCRIImage is containerd's toCRIImage: repo tags and digests from the
 // references, the user from the image config.
 func toCRIImage(img imagestore.Image) *runtime.Image {
+	// No Spec: containerd's toCRIImage (1.6 through 2.2) leaves it unset.
 	var tags, digests []string
 	for _, ref := range img.References {
 		if strings.Contains(ref, "@") {
@@ -54,7 +55,6 @@ func toCRIImage(img imagestore.Image) *runtime.Image {
 		RepoTags:    tags,
 		RepoDigests: digests,
 		Size:        uint64(img.Size),
-		Spec:        &runtime.ImageSpec{Image: img.ID},
 		Pinned:      img.Pinned,
 	}
 	uid, username := userFromImage(img.Config.User)

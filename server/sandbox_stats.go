@@ -62,8 +62,13 @@ func (c *criService) podSandboxStats(ctx context.Context, sb sandboxstore.Sandbo
 			linux.Process.ProcessCount.Value++
 		}
 	}
-	// Some traffic proportional to uptime, so rates are non-zero and steady.
-	if st := sb.Status.Get(); st.State == sandboxstore.StateReady {
+	// containerd reads network stats from the pod's netns: a host-network
+	// pod has none, so it reports no network usage.
+	if hostNetwork(sb.Config) {
+		linux.Network = nil
+	} else if st := sb.Status.Get(); st.State == sandboxstore.StateReady {
+		// Some traffic proportional to uptime, so rates are non-zero and
+		// steady.
 		up := uint64(c.clock.Since(st.CreatedAt).Seconds())
 		linux.Network.DefaultInterface.RxBytes.Value = up * 1024
 		linux.Network.DefaultInterface.TxBytes.Value = up * 512

@@ -177,6 +177,12 @@ func toOCIResources(r *runtime.LinuxContainerResources) *specs.LinuxResources {
 	if r.MemoryLimitInBytes != 0 {
 		m := r.MemoryLimitInBytes
 		out.Memory.Limit = &m
+		// containerd's WithResources: swap equal to the memory limit keeps
+		// the container from swapping by default (it checks for the swap
+		// controller first; the fake's node is taken to have one).
+		if r.MemorySwapLimitInBytes == 0 {
+			out.Memory.Swap = &m
+		}
 	}
 	if r.MemorySwapLimitInBytes != 0 {
 		s := r.MemorySwapLimitInBytes

@@ -250,6 +250,16 @@ func TestDeleteHoldsProcessLock(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// The daemon's retry: containerd's client stops at the state check's
+	// NotFound, before the Delete RPC (whose failure it would wrap), and
+	// the task is forgotten.
+	_, err = tk.Delete(context.Background(), WithProcessKill)
+	if !IsNotFound(err) || strings.Contains(err.Error(), "failed to delete task") {
+		t.Errorf("retried delete: err = %v, want the state check's NotFound", err)
+	}
+	if _, err := f.m.Get(context.Background(), "c1"); !IsNotFound(err) {
+		t.Errorf("Get after the retried delete: err = %v, want NotFound", err)
+	}
 }
 
 func TestVolatileDeleteIsFast(t *testing.T) {

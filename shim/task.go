@@ -244,8 +244,9 @@ func WithProcessKill(ctx context.Context, t *Task) error {
 }
 
 // Delete deletes the task: opts, then the state check, then the shim's
-// Delete. A shim that does not know the task any more (NotFound, or a closed
-// connection) means it is gone: the daemon forgets it and returns NotFound.
+// Delete. A shim that does not know the task any more (NotFound at the state
+// check or the Delete, or a closed connection) means it is gone: the daemon
+// forgets it and returns NotFound.
 func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, error) {
 	for _, o := range opts {
 		if err := o(ctx, t); err != nil {
@@ -253,7 +254,16 @@ func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, erro
 		}
 	}
 	st, err := t.Status(ctx)
-	if err != nil && !IsNotFound(err) {
+	if IsNotFound(err) {
+		// containerd's client returns NotFound here, before the Delete
+		// RPC (so no "failed to delete task" is logged): the shim has
+		// deleted the process already, e.g. by an earlier Delete whose
+		// caller gave up. The daemon forgets the task.
+		t.m.removeTask(t.id)
+		t.m.removeBundle(t.id)
+		return nil, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	switch st.Status {
