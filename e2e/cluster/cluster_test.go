@@ -173,6 +173,19 @@ func testPods(ctx context.Context, t *testing.T, c *cluster) {
 			t.Error(err)
 		}
 	}
+	err = poll(ctx, 2*time.Minute, func() error {
+		pods, err := c.pods(ctx, "default")
+		if err != nil {
+			return err
+		}
+		if len(pods) > 0 {
+			return fmt.Errorf("%d pods still there, e.g. %s (%s)", len(pods), pods[0].Metadata.Name, pods[0].Status.Phase)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("pods of this test not gone: %v", err)
+	}
 }
 
 // testIncident1: baseline goes NotReady in the API with kubelet's PLEG
