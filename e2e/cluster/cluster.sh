@@ -15,8 +15,11 @@
 #
 # An arm is a node's fakecontainerd configuration: "baseline" (the embedded
 # default), or fix names joined by "+" (stopping_state, volatile+list_index,
-# ...) switched on at start; node i gets arm i of ARMS, cycling. Each node
-# carries the label fakecontainerd.io/arm=<arm> ("+" written as ".").
+# ...) switched on at start, optionally followed by @FILE, a fakecontainerd
+# config (faults armed at start, any other key) that node reads on top of
+# the default; node i gets arm i of ARMS, cycling. Each node carries the
+# label fakecontainerd.io/arm=<arm> (characters a label value cannot hold
+# written as ".").
 #
 # Everything lives in RUN_DIR (default <checkout>/.run/cluster): certificates,
 # kubeconfigs, etcd's data, every node's fakecontainerd and kubelet
@@ -179,17 +182,44 @@ raise_limits() {
 	fi
 }
 
-fake_config() { # ARM CIDR
-	local arm=$1 fixes=""
-	if [ "$arm" != baseline ]; then
-		fixes=$(echo "$arm" | tr '+' '\n' | sed 's/.*/"&"/' | paste -sd, -)
+# arm_fixes ARM: the arm's fixes, comma-separated ("" for baseline).
+arm_fixes() {
+	local f=${1%%@*}
+	[ "$f" = baseline ] || echo "${f//+/,}"
+}
+
+# arm_label ARM: the arm as a label value.
+arm_label() {
+	local v=$1 file
+	if [[ $v == *@* ]]; then
+		file=$(basename "${v#*@}")
+		v=${v%%@*}.${file%.toml}
 	fi
-	cat <<EOF
-# fakecontainerd of one cluster node, arm $arm (read on top of the default).
-[plugins."io.fakecontainerd.v1"]
-  pod_cidr = "$2"
-  fixes = [$fixes]
-EOF
+	v=$(printf %s "$v" | tr -c 'A-Za-z0-9_.-' '.' | cut -c1-63)
+	v=${v##[._-]}
+	echo "${v%%[._-]}"
+}
+
+# fake_config ARM CIDR: a node's config: the arm's @FILE if any, with the
+# node's pod_cidr merged into its [plugins."io.fakecontainerd.v1"] table (a
+# TOML table may appear only once). The fixes go on the command line.
+fake_config() {
+	local arm=$1 cidr=$2 file="" table='[plugins."io.fakecontainerd.v1"]'
+	[[ $arm != *@* ]] || file=${arm#*@}
+	echo "# fakecontainerd of one cluster node, arm $arm (read on top of the default)."
+	if [ -z "$file" ]; then
+		printf '%s\n  pod_cidr = "%s"\n' "$table" "$cidr"
+		return
+	fi
+	[ -r "$file" ] || die "arm $arm: cannot read $file"
+	if grep -q '^[[:space:]]*pod_cidr[[:space:]]*=' "$file"; then
+		cat "$file"
+	elif grep -qF "$table" "$file"; then
+		awk -v t="$table" -v c="$cidr" '{ print } $0 == t { printf "  pod_cidr = \"%s\"\n", c }' "$file"
+	else
+		cat "$file"
+		printf '\n%s\n  pod_cidr = "%s"\n' "$table" "$cidr"
+	fi
 }
 
 kubelet_config() { # NODEDIR SOCKET PORT RO HZ
@@ -236,9 +266,12 @@ up() {
 	local a
 	[ -x "$FAKECONTAINERD" ] || die "fakecontainerd binary $FAKECONTAINERD missing (make build)"
 	for a in "${armlist[@]}"; do
-		# fakecontainerd itself names an unknown fix and lists the known ones.
+		# fakecontainerd itself names an unknown fix or a bad key.
+		printf '[plugins."io.fakecontainerd.v1"]\n  fixes = [%s]\n' "$(arm_fixes "$a" | sed 's/[^,][^,]*/"&"/g')" |
+			"$FAKECONTAINERD" config check /dev/stdin >/dev/null ||
+			die "up: arm '$a': want baseline or fix names joined by +, optionally followed by @FILE"
 		fake_config "$a" 10.100.0.0/24 | "$FAKECONTAINERD" config check /dev/stdin >/dev/null ||
-			die "up: arm '$a' is not baseline or fix names joined by +"
+			die "up: arm '$a': its config is not valid"
 	done
 	if [ -f "$RUN_DIR/cluster.env" ]; then
 		die "a cluster is already up in $RUN_DIR (cluster.sh down first)"
@@ -330,9 +363,11 @@ EOF
 		echo "$arm" >"$dir/arm"
 		fake_config "$arm" "10.$((100 + i / 250)).$((i % 250)).0/24" >"$dir/fakecontainerd.toml"
 		cp "$dir/fakecontainerd.toml" "$RUN_DIR/logs/$name/"
+		local fixargs=()
+		[ -z "$(arm_fixes "$arm")" ] || fixargs=(--fix "$(arm_fixes "$arm")")
 		start "$name.fakecontainerd" "$RUN_DIR/logs/$name/fakecontainerd.log" "$FAKECONTAINERD" serve \
 			--config "$dir/fakecontainerd.toml" --address "$dir/cri.sock" \
-			--root "$dir/root" --state "$dir/state" --log-level info
+			--root "$dir/root" --state "$dir/state" --log-level info "${fixargs[@]}"
 	done
 	for i in $(seq 1 "$nodes"); do
 		name=fk-$i
@@ -349,7 +384,7 @@ EOF
 		cp "$dir/kubelet.json" "$RUN_DIR/logs/$name/"
 		start "$name.kubelet" "$RUN_DIR/logs/$name/kubelet.log" "$KUBELET" \
 			--config="$dir/kubelet.json" --kubeconfig="$dir/kubeconfig" --root-dir="$dir/kubelet" --cert-dir="$dir/kubelet/pki" \
-			--hostname-override="$name" --node-labels="$ARM_LABEL=${arm//+/.}" --v=2
+			--hostname-override="$name" --node-labels="$ARM_LABEL=$(arm_label "$arm")" --v=2
 	done
 	wait_until $((60 + 2 * nodes)) "$nodes nodes Ready" all_ready "$nodes"
 	wait_until 60 "the default ServiceAccount" kctl get serviceaccount default
