@@ -406,13 +406,15 @@ all_ready() {
 
 # --- down ---
 
-stop_pids() { # NAME...
-	local name pid pids=() deadline
+stop_pids() { # LABEL NAME...
+	local what=$1 name pid pids=() deadline
+	shift
 	for name in "$@"; do
 		alive "$name" || continue
 		pid=$(cat "$RUN_DIR/pids/$name.pid")
 		kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
 	done
+	local t0=$SECONDS
 	deadline=$(($(date +%s) + 20))
 	for pid in "${pids[@]}"; do
 		while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
@@ -421,6 +423,7 @@ stop_pids() { # NAME...
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	done
+	[ ${#pids[@]} -eq 0 ] || log "stopped $what (${#pids[@]} processes) in $((SECONDS - t0))s"
 }
 
 # other_kubelets: some kubelet still runs on this machine.
@@ -436,12 +439,12 @@ down() {
 	[ -d "$RUN_DIR/pids" ] || { log "no cluster in $RUN_DIR"; return 0; }
 	local names=()
 	mapfile -t names < <(cd "$RUN_DIR/pids" && ls -- *.kubelet.pid 2>/dev/null | sed 's/\.pid$//')
-	stop_pids "${names[@]}"
+	stop_pids kubelets "${names[@]}"
 	mapfile -t names < <(cd "$RUN_DIR/pids" && ls -- *.fakecontainerd.pid 2>/dev/null | sed 's/\.pid$//')
-	stop_pids "${names[@]}"
-	stop_pids kube-scheduler kube-controller-manager
-	stop_pids kube-apiserver
-	stop_pids etcd
+	stop_pids fakecontainerds "${names[@]}"
+	stop_pids "scheduler and controller-manager" kube-scheduler kube-controller-manager
+	stop_pids kube-apiserver kube-apiserver
+	stop_pids etcd etcd
 	# kubelet bind-mounts its root dir onto itself and leaves mounts
 	# (tmpfs for secrets) under it: detach them, deepest first.
 	awk -v d="$RUN_DIR/" 'index($5, d) == 1 { print length($5), $5 }' /proc/self/mountinfo |
