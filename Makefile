@@ -92,12 +92,14 @@ e2e-kubelet: build
 # for the commands that act on some: all, count:N, KEY=VALUE or NAME,NAME.
 NODES       ?= 3
 ARMS        ?= baseline
+# NAMES=loopback names the nodes 127.0.1.I so that kubectl logs reaches them.
+NAMES       ?= fk
 SEL         ?= all
 CLUSTER_DIR ?= $(RUN_DIR)/cluster
 CLUSTER_SH  := RUN_DIR=$(CLUSTER_DIR) FAKECONTAINERD=$(CURDIR)/$(BIN) KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/cluster/cluster.sh
 FAKECLUSTER := cd e2e/cluster && $(GO) run .
 cluster-up: build
-	$(CLUSTER_SH) up --nodes $(NODES) --arms $(ARMS)
+	$(CLUSTER_SH) up --nodes $(NODES) --arms $(ARMS) --names $(NAMES)
 cluster-down:
 	$(CLUSTER_SH) down
 cluster-status:

@@ -5,7 +5,10 @@
 # Node,RBAC authorization, and N nodes, each a kubelet on its own
 # fakecontainerd with its own fix set.
 #
-#   cluster.sh up [-n NODES] [-a ARMS]   start it (ARMS: comma list, see below)
+#   cluster.sh up [-n NODES] [-a ARMS] [--names fk|loopback]
+#                                        start it (ARMS: comma list, see below;
+#                                        loopback: nodes named 127.0.1.I, for
+#                                        kubectl logs/exec, see node_name)
 #   cluster.sh down                      stop every process by its pid, clean up
 #   cluster.sh status                    processes, nodes
 #   cluster.sh nodes [SELECTOR]          node names: all, NAME[,NAME..], label K=V, or count:N
@@ -222,7 +225,7 @@ fake_config() {
 	fi
 }
 
-kubelet_config() { # NODEDIR SOCKET PORT RO HZ
+kubelet_config() { # NODEDIR SOCKET PORT RO HZ ADDRESS
 	cat <<EOF
 {
   "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -233,7 +236,7 @@ kubelet_config() { # NODEDIR SOCKET PORT RO HZ
   "failSwapOn": false,
   "cgroupDriver": "cgroupfs",
   "localStorageCapacityIsolation": false,
-  "address": "127.0.0.1",
+  "address": "$6",
   "port": $3,
   "readOnlyPort": $4,
   "healthzBindAddress": "127.0.0.1",
@@ -252,15 +255,17 @@ EOF
 }
 
 up() {
-	local nodes=3 arms=baseline
+	local nodes=3 arms=baseline names=${NAMES:-fk}
 	while [ $# -gt 0 ]; do
 		case $1 in
 		-n | --nodes) nodes=$2; shift 2 ;;
 		-a | --arms) arms=$2; shift 2 ;;
+		--names) names=$2; shift 2 ;;
 		*) die "up: unknown argument $1" ;;
 		esac
 	done
 	[[ $nodes =~ ^[1-9][0-9]*$ ]] && [ "$nodes" -le 250 ] || die "up: NODES must be 1..250, got '$nodes'"
+	case $names in fk | loopback) ;; *) die "up: --names must be fk or loopback, got '$names'" ;; esac
 	IFS=, read -r -a armlist <<<"$arms"
 	[ ${#armlist[@]} -gt 0 ] || die "up: ARMS is empty"
 	local a
@@ -354,9 +359,9 @@ EOF
 		--bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false
 
 	# The nodes: fakecontainerd first (kubelet needs its socket), all at once.
-	local i name arm dir sock
+	local i name arm dir sock addr
 	for i in $(seq 1 "$nodes"); do
-		name=fk-$i
+		name=$(node_name "$names" "$i")
 		arm=${armlist[$(((i - 1) % ${#armlist[@]}))]}
 		dir=$RUN_DIR/nodes/$name
 		mkdir -p "$dir" "$RUN_DIR/logs/$name"
@@ -370,7 +375,7 @@ EOF
 			--root "$dir/root" --state "$dir/state" --log-level info "${fixargs[@]}"
 	done
 	for i in $(seq 1 "$nodes"); do
-		name=fk-$i
+		name=$(node_name "$names" "$i")
 		dir=$RUN_DIR/nodes/$name
 		sock=$dir/cri.sock
 		arm=$(cat "$dir/arm")
@@ -380,7 +385,12 @@ EOF
 		alloc_port kport
 		alloc_port roport
 		alloc_port hzport
-		kubelet_config "$dir" "$sock" "$kport" "$roport" "$hzport" >"$dir/kubelet.json"
+		# A loopback-named node's kubelet serves on its own loopback
+		# address, the one the API server dials for logs and exec.
+		addr=127.0.0.1
+		[ "$names" = fk ] || addr=$name
+		echo "$addr" >"$dir/address"
+		kubelet_config "$dir" "$sock" "$kport" "$roport" "$hzport" "$addr" >"$dir/kubelet.json"
 		cp "$dir/kubelet.json" "$RUN_DIR/logs/$name/"
 		start "$name.kubelet" "$RUN_DIR/logs/$name/kubelet.log" "$KUBELET" \
 			--config="$dir/kubelet.json" --kubeconfig="$dir/kubeconfig" --root-dir="$dir/kubelet" --cert-dir="$dir/kubelet/pki" \
@@ -396,6 +406,15 @@ EOF
 export KUBECONFIG=$RUN_DIR/admin.kubeconfig PATH=$RUN_DIR/bin:\$PATH
 kubectl get nodes   # kubectl $KUBE_VERSION, built with the cluster
 EOF
+}
+
+# node_name SCHEME I: fk-I, or with "loopback" the address 127.0.1.I. The
+# API server dials a node by its Hostname address first (the node name),
+# and kubelet refuses a loopback node IP but not a loopback name, so
+# loopback names make kubectl logs/exec/port-forward reach kubelet on
+# loopback.
+node_name() {
+	if [ "$1" = loopback ]; then echo "127.0.1.$2"; else echo "fk-$2"; fi
 }
 
 all_ready() {

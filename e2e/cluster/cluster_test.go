@@ -205,7 +205,7 @@ func testIncident1(ctx context.Context, t *testing.T, c *cluster) {
 	}
 	for _, n := range res.nodes {
 		wins := res.watch.notReady(n.name, res.t0)
-		_, _, _, longestList := n.lists.summary(2 * time.Second)
+		_, _, _, longestList := callSummary(n.lists.Calls(), 2*time.Second)
 		switch n.arm {
 		case "baseline":
 			if len(wins) == 0 {

@@ -16,24 +16,20 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/e2e/kubelet/incident"
 )
 
-// Incident 1 on every node of the cluster at once, the same mechanism as
-// e2e/kubelet's TestIncident1: a "dying" pod whose container exits 0 after
-// dyingExitAfter with 2700 MiB dirty in its rootfs on a 10 MiB/s disk (so
-// without volatile the shim's unmount takes 270 s), a "long" pod beside
-// it, and a stand-in for the older kubelet's CPU manager calling
+// Incident 1 on every node of the cluster at once, the workload of package
+// incident, as e2e/kubelet's TestIncident1 runs it on a standalone kubelet:
+// a "dying" pod whose container exits 0 with its unmount taking
+// incident.UnmountTime without volatile, a "long" pod beside it, and a
+// stand-in for the older kubelet's CPU manager calling
 // UpdateContainerResources on the dying pod's running containers every
-// 10 s with a 2 min deadline. Nothing is scaled: kubelet's PLEG threshold
-// (3 min) and the runtime request timeout are constants. What the cluster
-// sees comes from the API: the Node's Ready condition, its taints, the
-// pods.
+// 10 s with a 2 min deadline. What the cluster sees comes from the API: the
+// Node's Ready condition, its taints, the pods.
 const (
-	dyingExitAfter = 40 * time.Second
-	unmountTime    = 270 * time.Second
-	// observeFor: the whole unmount plus time for kubelet to recover and
-	// the node to post Ready.
-	observeFor = unmountTime + 90*time.Second
+	observeFor = incident.ObserveFor
 	podImage   = "busybox:latest"
 )
 
@@ -64,43 +60,37 @@ type incident1Node struct {
 	workID     string
 	exit       time.Time
 	updates    callLog
-	lists      callLog
+	lists      *incident.Lister
 	finalDying apiPod
 }
 
-// callLog is the CRI calls the tool made on one node, timed.
+// callLog is the CPU manager stand-in's calls on one node, timed.
 type callLog struct {
 	mu    sync.Mutex
-	calls []timedCall
+	calls []incident.Call
 }
 
-type timedCall struct {
-	start time.Time
-	took  time.Duration
-	err   error
-}
-
-func (l *callLog) add(c timedCall) {
+func (l *callLog) add(c incident.Call) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.calls = append(l.calls, c)
 }
 
-// summary: calls, errors, the longest, and how many took over slow.
-func (l *callLog) summary(slow time.Duration) (n, errs, over int, longest time.Duration) {
+func (l *callLog) snapshot() []incident.Call {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, c := range l.calls {
-		n++
-		if c.err != nil {
+	return append([]incident.Call(nil), l.calls...)
+}
+
+// callSummary: calls, errors, how many took over slow, the longest.
+func callSummary(calls []incident.Call, slow time.Duration) (n, errs, over int, longest time.Duration) {
+	_, _, longest, over = incident.Stalls(calls, slow)
+	for _, c := range calls {
+		if c.Err != nil {
 			errs++
 		}
-		if c.took > slow {
-			over++
-		}
-		longest = max(longest, c.took)
 	}
-	return n, errs, over, longest
+	return len(calls), errs, over, longest
 }
 
 type incident1Options struct {
@@ -133,16 +123,10 @@ func runIncident1(ctx context.Context, c *cluster, opt incident1Options) (*incid
 			return nil, fmt.Errorf("node %s: CRI client: %w", name, err)
 		}
 		defer conn.Close()
-		n := &incident1Node{name: name, arm: c.arm(name), dying: "dying-" + name, long: "long-" + name, cri: cri.NewRuntimeServiceClient(conn)}
+		rs := cri.NewRuntimeServiceClient(conn)
+		n := &incident1Node{name: name, arm: c.arm(name), dying: "dying-" + name, long: "long-" + name, cri: rs, lists: &incident.Lister{CRI: rs}}
 		res.nodes = append(res.nodes, n)
-		dying := incident1Pod(n.dying, name, "Never", "work", map[string]string{
-			"fakecontainerd.io/exit-after.work":      dyingExitAfter.String(),
-			"fakecontainerd.io/exit-code.work":       "0",
-			"fakecontainerd.io/write-rate.work":      "0",
-			"fakecontainerd.io/dirty-bytes.work":     "2700MiB",
-			"fakecontainerd.io/dirty-limit.work":     "4GiB",
-			"fakecontainerd.io/disk-throughput.work": "10MiB",
-		})
+		dying := incident1Pod(n.dying, name, "Never", incident.Container, incident.DyingAnnotations())
 		for _, p := range []map[string]any{dying, incident1Pod(n.long, name, "Always", "main", nil)} {
 			if err := c.createPod(ctx, "default", p); err != nil {
 				return nil, fmt.Errorf("node %s: create pod: %w (an earlier run's pods? kubectl delete pods -l fakecontainerd.io/incident=1)", name, err)
@@ -150,7 +134,7 @@ func runIncident1(ctx context.Context, c *cluster, opt incident1Options) (*incid
 		}
 	}
 	opt.out(fmt.Sprintf("incident 1 armed on %d nodes at %s: dying-<node> exits 0 %v after it starts, its unmount takes %v without volatile; CPU manager stand-in every 10s (2 min deadline)\n",
-		len(res.nodes), res.t0.Format("15:04:05"), dyingExitAfter, unmountTime))
+		len(res.nodes), res.t0.Format("15:04:05"), incident.DyingExitAfter, incident.UnmountTime))
 
 	// Every dying container running, as kubelet reports it to the API.
 	for _, n := range res.nodes {
@@ -178,7 +162,7 @@ func runIncident1(ctx context.Context, c *cluster, opt incident1Options) (*incid
 
 	// Observe the whole unmount from the last exit, then until every
 	// node is Ready and every dying pod has ended.
-	deadline := time.Now().Add(dyingExitAfter + time.Minute)
+	deadline := time.Now().Add(incident.DyingExitAfter + time.Minute)
 	for _, n := range res.nodes {
 		err := poll(ctx, time.Until(deadline), func() error {
 			n.exit = exitTime(filepath.Join(c.runDir, "logs", n.name, "fakecontainerd.log"), n.workID)
@@ -235,7 +219,7 @@ func runIncident1(ctx context.Context, c *cluster, opt incident1Options) (*incid
 // run starts the node's CPU manager stand-in and its timed lister.
 func (n *incident1Node) run(ctx context.Context, wg *sync.WaitGroup, c *cluster) {
 	cpus := fmt.Sprintf("0-%d", runtime.NumCPU()-1)
-	wg.Add(2)
+	wg.Add(1)
 	// The CPU manager: at a fixed rate, as a time.Ticker (a pass that
 	// overruns is followed at once by the next), on every container of
 	// the dying pod that the API (kubelet's own status) reports running.
@@ -258,7 +242,7 @@ func (n *incident1Node) run(ctx context.Context, wg *sync.WaitGroup, c *cluster)
 				if ctx.Err() != nil {
 					return
 				}
-				n.updates.add(timedCall{start: start, took: time.Since(start), err: uerr})
+				n.updates.add(incident.Call{ID: s.runtimeID(), Start: start, Took: time.Since(start), Err: uerr})
 			}
 			select {
 			case <-ctx.Done():
@@ -267,33 +251,7 @@ func (n *incident1Node) run(ctx context.Context, wg *sync.WaitGroup, c *cluster)
 			}
 		}
 	}()
-	// ListContainers once a second, each call on its own, to time the
-	// runtime's list as kubelet's PLEG sees it.
-	go func() {
-		defer wg.Done()
-		var inner sync.WaitGroup
-		defer inner.Wait()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			inner.Add(1)
-			go func() {
-				defer inner.Done()
-				cctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
-				defer cancel()
-				start := time.Now()
-				_, err := n.cri.ListContainers(cctx, &cri.ListContainersRequest{})
-				if ctx.Err() == nil {
-					n.lists.add(timedCall{start: start, took: time.Since(start), err: err})
-				}
-			}()
-		}
-	}()
+	n.lists.Run(ctx, wg)
 }
 
 // fakeTime is fakecontainerd's logrus timestamp.
@@ -349,8 +307,8 @@ func (r *incident1Result) report() string {
 	for _, n := range r.nodes {
 		fmt.Fprintf(&b, "node %s (arm %s), times from its container's exit at %s:\n", n.name, n.arm, n.exit.Format("15:04:05"))
 		b.WriteString(r.watch.summary(n.name, r.t0, n.exit))
-		ln, lerr, lslow, llong := n.lists.summary(2 * time.Second)
-		un, uerr, uslow, ulong := n.updates.summary(2 * time.Second)
+		ln, lerr, lslow, llong := callSummary(n.lists.Calls(), 2*time.Second)
+		un, uerr, uslow, ulong := callSummary(n.updates.snapshot(), 2*time.Second)
 		fmt.Fprintf(&b, "  runtime: ListContainers %d calls, %d over 2s, longest %.1fs, %d errors; UpdateContainerResources %d calls, %d over 2s, longest %.1fs, %d errors\n",
 			ln, lslow, llong.Seconds(), lerr, un, uslow, ulong.Seconds(), uerr)
 		if cs := n.finalDying.Status.ContainerStatuses; len(cs) > 0 && cs[0].State.Terminated != nil {

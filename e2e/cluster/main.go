@@ -162,10 +162,11 @@ func selectNodes(ctx context.Context, c *cluster, sel string) ([]string, error) 
 	return out, nil
 }
 
-// compareNodes orders fk-2 before fk-10.
+// compareNodes orders fk-2 before fk-10, and 127.0.1.2 before 127.0.1.10:
+// by the number after the last "-" or ".".
 func compareNodes(a, b string) int {
-	ia, ea := strconv.Atoi(a[strings.LastIndexByte(a, '-')+1:])
-	ib, eb := strconv.Atoi(b[strings.LastIndexByte(b, '-')+1:])
+	ia, ea := strconv.Atoi(a[strings.LastIndexAny(a, "-.")+1:])
+	ib, eb := strconv.Atoi(b[strings.LastIndexAny(b, "-.")+1:])
 	if ea == nil && eb == nil && ia != ib {
 		return ia - ib
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,7 +71,20 @@ func (c *cluster) pidOf(name string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(data)))
 }
 
-// readOnlyPort is a node's kubelet read-only port (/metrics without auth).
+// readOnly is a node's kubelet read-only endpoint (/metrics without auth):
+// host:port.
+func (c *cluster) readOnly(node string) (string, error) {
+	port, err := c.readOnlyPort(node)
+	if err != nil {
+		return "", err
+	}
+	addr := "127.0.0.1"
+	if data, err := os.ReadFile(filepath.Join(c.nodeDir(node), "address")); err == nil {
+		addr = strings.TrimSpace(string(data))
+	}
+	return net.JoinHostPort(addr, strconv.Itoa(port)), nil
+}
+
 func (c *cluster) readOnlyPort(node string) (int, error) {
 	data, err := os.ReadFile(filepath.Join(c.nodeDir(node), "kubelet.json"))
 	if err != nil {
@@ -93,8 +107,8 @@ type histogram struct {
 
 // relistHistogram is kubelet_pleg_relist_<what>_seconds from a node's
 // kubelet /metrics.
-func relistHistogram(ctx context.Context, port int, what string) (histogram, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
+func relistHistogram(ctx context.Context, hostPort string, what string) (histogram, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort+"/metrics", nil)
 	if err != nil {
 		return histogram{}, err
 	}
@@ -194,7 +208,7 @@ func measure(ctx context.Context, c *cluster, nodes []string, interval time.Dura
 	}
 	hists := map[string][2]histogram{}
 	for _, n := range nodes {
-		port, err := c.readOnlyPort(n)
+		port, err := c.readOnly(n)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +254,7 @@ func measure(ctx context.Context, c *cluster, nodes []string, interval time.Dura
 		if ns.fake, err = stat(n + ".fakecontainerd"); err != nil {
 			return nil, err
 		}
-		port, _ := c.readOnlyPort(n)
+		port, _ := c.readOnly(n)
 		d, err1 := relistHistogram(ctx, port, "duration")
 		iv, err2 := relistHistogram(ctx, port, "interval")
 		if err := errors.Join(err1, err2); err != nil {

@@ -94,6 +94,20 @@ func TestSelectNodes(t *testing.T) {
 	}
 }
 
+func TestCompareNodes(t *testing.T) {
+	for _, names := range [][]string{
+		{"fk-1", "fk-2", "fk-9", "fk-10", "fk-11"},
+		{"127.0.1.1", "127.0.1.2", "127.0.1.9", "127.0.1.10", "127.0.1.250"},
+	} {
+		shuffled := slices.Clone(names)
+		slices.Reverse(shuffled)
+		slices.SortFunc(shuffled, compareNodes)
+		if !slices.Equal(shuffled, names) {
+			t.Errorf("sorted %v, want %v", shuffled, names)
+		}
+	}
+}
+
 // TestWatcherWindows feeds observeNode the Node states the API shows in
 // incident 1 and checks the NotReady window it records.
 func TestWatcherWindows(t *testing.T) {
