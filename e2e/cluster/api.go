@@ -175,8 +175,9 @@ func (s apiContainerStatus) runtimeID() string {
 
 type apiPod struct {
 	Metadata struct {
-		Name      string `json:"name"`
-		Namespace string `json:"namespace"`
+		Name              string     `json:"name"`
+		Namespace         string     `json:"namespace"`
+		DeletionTimestamp *time.Time `json:"deletionTimestamp"`
 	} `json:"metadata"`
 	Spec struct {
 		NodeName string `json:"nodeName"`

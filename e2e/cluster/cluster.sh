@@ -334,6 +334,7 @@ up() {
 		--service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
 		--service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/16 \
 		--kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+		--allow-privileged=true \
 		--profiling=false
 	cat >"$RUN_DIR/cluster.env" <<EOF
 RUN_DIR=$RUN_DIR

@@ -51,6 +51,15 @@ type window struct {
 type podState struct {
 	node, phase, ready string
 	restarts           int
+	terminating        bool // deleted, kubelet has not confirmed it gone yet
+}
+
+func (p podState) String() string {
+	s := fmt.Sprintf("phase %s, Ready=%s, restarts %d", p.phase, p.ready, p.restarts)
+	if p.terminating {
+		s += ", Terminating"
+	}
+	return s
 }
 
 func newWatcher(c *cluster, nodes []string) *watcher {
@@ -110,17 +119,25 @@ func (w *watcher) poll(ctx context.Context) {
 		}
 		w.observeNode(st, n, now)
 	}
+	seen := map[string]bool{}
 	for _, p := range pods {
 		if !w.nodes[p.Spec.NodeName] {
 			continue
 		}
 		key := p.Metadata.Namespace + "/" + p.Metadata.Name
-		ps := podState{node: p.Spec.NodeName, phase: p.Status.Phase, ready: p.readyCond(), restarts: p.restarts()}
+		seen[key] = true
+		ps := podState{node: p.Spec.NodeName, phase: p.Status.Phase, ready: p.readyCond(), restarts: p.restarts(), terminating: p.Metadata.DeletionTimestamp != nil}
 		old, seen := w.pods[key]
 		if !seen || old != ps {
-			w.add(now, ps.node, "pod %s: phase %s, Ready=%s, restarts %d", p.Metadata.Name, ps.phase, ps.ready, ps.restarts)
+			w.add(now, ps.node, "pod %s: %s", p.Metadata.Name, ps)
 		}
 		w.pods[key] = ps
+	}
+	for key, ps := range w.pods {
+		if !seen[key] {
+			w.add(now, ps.node, "pod %s: gone from the API", key[strings.IndexByte(key, '/')+1:])
+			delete(w.pods, key)
+		}
 	}
 }
 
@@ -240,7 +257,7 @@ func (w *watcher) summary(node string, since, t0 time.Time) string {
 	slices.Sort(keys)
 	for _, k := range keys {
 		p := pods[k]
-		fmt.Fprintf(&b, "  pod %s: %s, Ready=%s, restarts %d\n", k, p.phase, p.ready, p.restarts)
+		fmt.Fprintf(&b, "  pod %s: %s\n", k, p)
 	}
 	return b.String()
 }
