@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fakecontainerd/fakecontainerd/e2e/kubelet/incident"
 )
 
 // watcher polls the API server once a second and keeps, for every node,
@@ -82,21 +84,10 @@ func (w *watcher) note(at time.Time, node, format string, args ...any) {
 	w.add(at, node, format, args...)
 }
 
+// run polls now and then once a second until ctx ends.
 func (w *watcher) run(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			w.poll(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	w.poll(ctx)
+	incident.Every(ctx, wg, time.Second, func() { w.poll(ctx) })
 }
 
 func (w *watcher) poll(ctx context.Context) {

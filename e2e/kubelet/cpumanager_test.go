@@ -131,20 +131,7 @@ func (s plegSample) age() time.Duration { return s.at.Sub(s.lastSeen) }
 const plegThreshold = 3 * time.Minute
 
 func (h *healthWatcher) run(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ticker := time.NewTicker(time.Second)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-			h.sample()
-		}
-	}()
+	incident.Every(ctx, wg, time.Second, h.sample)
 }
 
 func (h *healthWatcher) sample() {

@@ -68,12 +68,31 @@ type Lister struct {
 
 // Run lists until ctx ends; wg is done once every call has returned.
 func (l *Lister) Run(ctx context.Context, wg *sync.WaitGroup) {
+	Every(ctx, wg, time.Second, func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
+			defer cancel()
+			start := time.Now()
+			_, err := l.CRI.ListContainers(cctx, &cri.ListContainersRequest{})
+			if ctx.Err() != nil {
+				return
+			}
+			l.mu.Lock()
+			l.calls = append(l.calls, Call{Start: start, Took: time.Since(start), Err: err})
+			l.mu.Unlock()
+		}()
+	})
+}
+
+// Every calls f once per period, at a time.Ticker's pace, from a goroutine
+// wg tracks, until ctx ends.
+func Every(ctx context.Context, wg *sync.WaitGroup, period time.Duration, f func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var inner sync.WaitGroup
-		defer inner.Wait()
-		ticker := time.NewTicker(time.Second)
+		ticker := time.NewTicker(period)
 		defer ticker.Stop()
 		for {
 			select {
@@ -81,20 +100,7 @@ func (l *Lister) Run(ctx context.Context, wg *sync.WaitGroup) {
 				return
 			case <-ticker.C:
 			}
-			inner.Add(1)
-			go func() {
-				defer inner.Done()
-				cctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
-				defer cancel()
-				start := time.Now()
-				_, err := l.CRI.ListContainers(cctx, &cri.ListContainersRequest{})
-				if ctx.Err() != nil {
-					return
-				}
-				l.mu.Lock()
-				l.calls = append(l.calls, Call{Start: start, Took: time.Since(start), Err: err})
-				l.mu.Unlock()
-			}()
+			f()
 		}
 	}()
 }
