@@ -154,3 +154,40 @@ func TestWatcherWindows(t *testing.T) {
 		t.Error("notReady since after the window began still lists it")
 	}
 }
+
+// TestWatcherPods: pod changes on watched nodes go on the timeline, a
+// deleted pod shows Terminating, and one that leaves the API is reported
+// gone and dropped from the node's pods.
+func TestWatcherPods(t *testing.T) {
+	w := newWatcher(&cluster{runDir: t.TempDir()}, []string{"fk-1"})
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	pod := func(name, node, phase string, deleting bool) apiPod {
+		var p apiPod
+		p.Metadata.Name, p.Metadata.Namespace, p.Spec.NodeName, p.Status.Phase = name, "default", node, phase
+		p.Status.Conditions = []condition{{Type: "Ready", Status: "True"}}
+		if deleting {
+			p.Metadata.DeletionTimestamp = &now
+		}
+		return p
+	}
+	polls := [][]apiPod{
+		{pod("web-a", "fk-1", "Running", false), pod("web-b", "fk-2", "Running", false)},
+		{pod("web-a", "fk-1", "Running", true), pod("web-b", "fk-2", "Running", false)},
+		{pod("web-b", "fk-2", "Running", false)},
+	}
+	for i, pods := range polls {
+		w.observePods(pods, now.Add(time.Duration(i)*time.Second))
+	}
+	tl := w.timeline(now)
+	for _, want := range []string{"pod web-a: phase Running, Ready=True, restarts 0\n", "pod web-a: phase Running, Ready=True, restarts 0, Terminating", "pod web-a: gone from the API"} {
+		if !strings.Contains(tl, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, tl)
+		}
+	}
+	if strings.Contains(tl, "web-b") {
+		t.Errorf("timeline shows a pod of an unwatched node:\n%s", tl)
+	}
+	if pods := w.podsOn("fk-1"); len(pods) != 0 {
+		t.Errorf("fk-1 still has pods %v after web-a left the API", pods)
+	}
+}

@@ -110,6 +110,11 @@ func (w *watcher) poll(ctx context.Context) {
 		}
 		w.observeNode(st, n, now)
 	}
+	w.observePods(pods, now)
+}
+
+// observePods records the watched nodes' pods; w.mu is held.
+func (w *watcher) observePods(pods []apiPod, now time.Time) {
 	seen := map[string]bool{}
 	for _, p := range pods {
 		if !w.nodes[p.Spec.NodeName] {
