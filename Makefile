@@ -8,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd bench fuzz fuzz-short soak bench-recover crash report-check
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats bench fuzz fuzz-short soak bench-recover crash report-check
 
 all: build
 
@@ -133,6 +133,46 @@ e2e-containerd: build
 	@cd e2e/containerd && ./containerd.sh install && \
 	FAKECONTAINERD=$(CURDIR)/$(BIN) $(GO) test -count=1 -v $(E2E_CONTAINERD_FLAGS) ./... 2>&1 | \
 		grep -v -E '^E[0-9]{4} .*remote_(runtime|image)\.go' ; exit $${PIPESTATUS[0]}
+
+# A cluster of fake nodes (README, "A cluster of fake nodes"): etcd, the
+# Kubernetes control plane ($(KUBE_VERSION), built once into the same cache
+# as the kubelet) and NODES real kubelets, each on its own fakecontainerd
+# with arm i of ARMS (baseline, or fix names joined by +). Everything under
+# CLUSTER_DIR; `cluster-down` stops every process by pid. SEL picks nodes
+# for the commands that act on some: all, count:N, KEY=VALUE or NAME,NAME.
+NODES       ?= 3
+ARMS        ?= baseline
+# NAMES=loopback names the nodes 127.0.1.I so that kubectl logs reaches them.
+NAMES       ?= fk
+SEL         ?= all
+CLUSTER_DIR ?= $(RUN_DIR)/cluster
+CLUSTER_SH  := RUN_DIR=$(CLUSTER_DIR) FAKECONTAINERD=$(CURDIR)/$(BIN) KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/cluster/cluster.sh
+FAKECLUSTER := cd e2e/cluster && $(GO) run .
+cluster-up: build
+	$(CLUSTER_SH) up --nodes $(NODES) --arms $(ARMS) --names $(NAMES)
+cluster-down:
+	$(CLUSTER_SH) down
+cluster-status:
+	$(CLUSTER_SH) status
+# Incident 1 on the SEL nodes at once; per node, what the API shows.
+cluster-incident1:
+	$(FAKECLUSTER) incident1 -run-dir $(CLUSTER_DIR) -nodes $(SEL)
+# Every SEL node's Ready condition, taints and pods on one timeline, for WATCH.
+WATCH ?= 5m
+cluster-watch:
+	$(FAKECLUSTER) watch -run-dir $(CLUSTER_DIR) -nodes $(SEL) -for $(WATCH)
+# RSS and CPU per process and per node, kubelet relist p99.
+cluster-stats:
+	$(FAKECLUSTER) stats -run-dir $(CLUSTER_DIR) -nodes $(SEL)
+
+# The cluster suite (e2e/cluster, its own module): four nodes with the
+# incident-1 arms; baseline must go NotReady in the API and recover, the
+# fix arms stay Ready. Logs under e2e/cluster/_logs/.
+E2E_CLUSTER_FLAGS ?= -timeout 45m
+e2e-cluster: build
+	@KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl >/dev/null
+	cd e2e/cluster && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBE_VERSION=$(KUBE_VERSION) \
+		$(GO) test -count=1 -v $(E2E_CLUSTER_FLAGS) ./...
 
 clean:
 	rm -rf bin $(RUN_DIR)

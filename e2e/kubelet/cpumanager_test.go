@@ -8,6 +8,8 @@ import (
 	"time"
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/e2e/kubelet/incident"
 )
 
 // cpuManager plays an older kubelet's CPU manager: every period it calls
@@ -33,16 +35,7 @@ type cpuManager struct {
 	sliding  bool
 
 	mu    sync.Mutex
-	calls []timedCall
-}
-
-// timedCall is one CRI call the harness made: on which container (the
-// CPU manager's updates; empty for lists), when, how long, and its error.
-type timedCall struct {
-	id    string
-	start time.Time
-	took  time.Duration
-	err   error
+	calls []incident.Call
 }
 
 func (m *cpuManager) run(ctx context.Context, wg *sync.WaitGroup) {
@@ -96,81 +89,20 @@ func (m *cpuManager) pass(ctx context.Context, cpus string) {
 		if ctx.Err() != nil {
 			return
 		}
-		call := timedCall{id: id, start: start, took: time.Since(start), err: err}
+		call := incident.Call{ID: id, Start: start, Took: time.Since(start), Err: err}
 		m.mu.Lock()
 		m.calls = append(m.calls, call)
 		m.mu.Unlock()
-		if call.took > 2*time.Second || err != nil {
-			m.n.timeline.add(start, "harness UpdateContainerResources %.12s started (took %.1fs, err=%v)", id, call.took.Seconds(), err)
+		if call.Took > 2*time.Second || err != nil {
+			m.n.timeline.add(start, "harness UpdateContainerResources %.12s started (took %.1fs, err=%v)", id, call.Took.Seconds(), err)
 		}
 	}
 }
 
-func (m *cpuManager) snapshot() []timedCall {
+func (m *cpuManager) snapshot() []incident.Call {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]timedCall(nil), m.calls...)
-}
-
-// lister calls ListContainers every second, each call in its own goroutine
-// with a long deadline, to time when the runtime's list stalls and for
-// how long. Kubelet's PLEG makes the same call; this one only measures.
-type lister struct {
-	n     *node
-	mu    sync.Mutex
-	calls []timedCall
-}
-
-func (l *lister) run(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var inner sync.WaitGroup
-		defer inner.Wait()
-		ticker := time.NewTicker(time.Second)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-			inner.Add(1)
-			go func() {
-				defer inner.Done()
-				cctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
-				defer cancel()
-				start := time.Now()
-				_, err := l.n.cri.ListContainers(cctx, &cri.ListContainersRequest{})
-				if ctx.Err() != nil {
-					return
-				}
-				l.mu.Lock()
-				l.calls = append(l.calls, timedCall{start: start, took: time.Since(start), err: err})
-				l.mu.Unlock()
-			}()
-		}
-	}()
-}
-
-// stalls are the calls that took longer than threshold.
-func (l *lister) stalls(threshold time.Duration) (first, lastEnd time.Time, longest time.Duration, n int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.calls {
-		if c.took <= threshold {
-			continue
-		}
-		n++
-		if first.IsZero() || c.start.Before(first) {
-			first = c.start
-		}
-		if end := c.start.Add(c.took); end.After(lastEnd) {
-			lastEnd = end
-		}
-		longest = max(longest, c.took)
-	}
-	return first, lastEnd, longest, n
+	return append([]incident.Call(nil), m.calls...)
 }
 
 // healthWatcher samples kubelet's /metrics and /healthz every second.
@@ -199,20 +131,7 @@ func (s plegSample) age() time.Duration { return s.at.Sub(s.lastSeen) }
 const plegThreshold = 3 * time.Minute
 
 func (h *healthWatcher) run(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ticker := time.NewTicker(time.Second)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-			h.sample()
-		}
-	}()
+	incident.Every(ctx, wg, time.Second, h.sample)
 }
 
 func (h *healthWatcher) sample() {

@@ -361,8 +361,9 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		t.Fatal(err)
 	}
 	n.started = time.Now()
+	// --cert-dir defaults to /var/lib/kubelet/pki whatever --root-dir says.
 	n.kubelet = startProc(t, name+"/kubelet", filepath.Join(logDir, "kubelet.log"), kubeletBin,
-		"--config="+kcfgPath, "--root-dir="+filepath.Join(work, "kubelet"), "--hostname-override="+name, "--v=3", "--vmodule=generic=5")
+		"--config="+kcfgPath, "--root-dir="+filepath.Join(work, "kubelet"), "--cert-dir="+filepath.Join(work, "kubelet", "pki"), "--hostname-override="+name, "--v=3", "--vmodule=generic=5")
 	n.waitFor("kubelet to answer on its read-only port", time.Minute, func() error {
 		if n.kubelet.exited() {
 			return errFatal{fmt.Errorf("kubelet exited: %v", n.kubelet.err)}

@@ -12,41 +12,30 @@ import (
 	"time"
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fakecontainerd/fakecontainerd/e2e/kubelet/incident"
 )
 
-// Incident 1 (INCIDENTS.md) with a real kubelet at full speed: kubelet's
-// PLEG threshold (3 min) and runtime request timeout (2 min) are constants,
-// so nothing is scaled. The pods, all static:
+// Incident 1 (INCIDENTS.md) with a real kubelet at full speed, the workload
+// of package incident (which says why its numbers are what they are). The
+// pods, all static:
 //
 //   - "dying" (restartPolicy Never): its container "work" finishes normally
-//     (exit 0) dyingExitAfter after it starts, with 2700 MiB dirty in its
-//     rootfs and a 10 MiB/s disk: without volatile, the unmount in the
-//     shim's Delete takes 270 s, longer than two back-to-back 2 min
-//     UpdateContainerResources calls (and short of a third, so the run has
-//     exactly one unhealthy spell, see README.md).
+//     (exit 0) incident.DyingExitAfter after it starts; without volatile,
+//     the unmount in the shim's Delete takes incident.UnmountTime.
 //   - "long" (restartPolicy Always): another pod, running throughout.
 //
 // The harness plays the older CPU manager on the dying pod's containers
 // (cpumanager_test.go), times ListContainers once a second, and samples
 // kubelet's /metrics and /healthz once a second.
 const (
-	dyingExitAfter = 40 * time.Second
-	// unmountTime is dirty bytes / disk throughput of the dying container.
-	unmountTime = 270 * time.Second
-	// observeFor is how long after the exit every arm watches kubelet: the
-	// whole unmount plus time for kubelet to recover and settle.
-	observeFor = unmountTime + 90*time.Second
+	dyingExitAfter = incident.DyingExitAfter
+	unmountTime    = incident.UnmountTime
+	observeFor     = incident.ObserveFor
 )
 
 var incident1Pods = []podManifest{
-	{name: "dying", restartPolicy: "Never", containers: []string{"work"}, annotations: map[string]string{
-		"fakecontainerd.io/exit-after.work":      dyingExitAfter.String(),
-		"fakecontainerd.io/exit-code.work":       "0",
-		"fakecontainerd.io/write-rate.work":      "0",
-		"fakecontainerd.io/dirty-bytes.work":     "2700MiB",
-		"fakecontainerd.io/dirty-limit.work":     "4GiB",
-		"fakecontainerd.io/disk-throughput.work": "10MiB",
-	}},
+	{name: "dying", restartPolicy: "Never", containers: []string{incident.Container}, annotations: incident.DyingAnnotations()},
 	{name: "long", restartPolicy: "Always", containers: []string{"main"}},
 }
 
@@ -141,10 +130,10 @@ func runIncident1Arm(t *testing.T, arm incident1Arm) {
 	stop := func() { cancel(); wg.Wait() }
 	t.Cleanup(stop)
 	cpu := &cpuManager{n: n, pod: "dying", period: 10 * time.Second, deadline: 2 * time.Minute, sliding: sliding}
-	lists := &lister{n: n}
+	lists := &incident.Lister{CRI: n.cri}
 	health := &healthWatcher{n: n}
 	cpu.run(ctx, &wg)
-	lists.run(ctx, &wg)
+	lists.Run(ctx, &wg)
 	health.run(ctx, &wg)
 
 	// The exit, as fakecontainerd's exit monitor logs it.
@@ -263,24 +252,24 @@ type incident1Result struct {
 	restartCount                int
 }
 
-func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu *cpuManager, lists *lister, health *healthWatcher, final kubePod) *incident1Result {
+func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu *cpuManager, lists *incident.Lister, health *healthWatcher, final kubePod) *incident1Result {
 	tl := n.timeline
 	r := &incident1Result{exit: exit, finalPod: final}
 
-	r.stallStart, r.stallEnd, r.longestList, r.slowLists = lists.stalls(2 * time.Second)
+	r.stallStart, r.stallEnd, r.longestList, r.slowLists = incident.Stalls(lists.Calls(), 2*time.Second)
 	if r.slowLists > 0 {
 		tl.add(r.stallStart, "first stalled ListContainers starts (%d calls over 2s, longest %.1fs)", r.slowLists, r.longestList.Seconds())
 		tl.add(r.stallEnd, "last stalled ListContainers returns")
 	}
 	for _, c := range cpu.snapshot() {
 		r.updates++
-		if c.err != nil {
+		if c.Err != nil {
 			r.updateErrors++
 		}
-		if c.took > 2*time.Second && r.firstStuckUpdate.IsZero() {
-			r.firstStuckUpdate = c.start
+		if c.Took > 2*time.Second && r.firstStuckUpdate.IsZero() {
+			r.firstStuckUpdate = c.Start
 		}
-		r.longestUpdate = max(r.longestUpdate, c.took)
+		r.longestUpdate = max(r.longestUpdate, c.Took)
 	}
 
 	// Kubelet's PLEG, from its relists: unhealthy while its last

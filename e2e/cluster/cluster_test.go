@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The cluster suite: one cluster from cluster.sh (a real control plane and
+// four nodes, each a real kubelet on its own fakecontainerd with its own
+// fix set), then pods on it, then incident 1 on every node at once with
+// expectations from the API. `make e2e-cluster` runs it; it needs
+// bin/fakecontainerd ($FAKECONTAINERD) and builds or finds the Kubernetes
+// binaries through build-kubelet.sh. Logs stay in _logs/.
+var testArms = []string{"baseline", "volatile", "stopping_state", "stopping_state_refined"}
+
+func TestCluster(t *testing.T) {
+	c := clusterUp(t, len(testArms), strings.Join(testArms, ","))
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	t.Run("pods", func(t *testing.T) { testPods(ctx, t, c) })
+	if t.Failed() {
+		return
+	}
+	t.Run("incident1", func(t *testing.T) { testIncident1(ctx, t, c) })
+}
+
+// clusterUp runs `cluster.sh up` in a short temp run dir (unix socket
+// paths), and `down` at the end, pass or fail, keeping the logs in _logs.
+func clusterUp(t *testing.T, nodes int, arms string) *cluster {
+	t.Helper()
+	fake := os.Getenv("FAKECONTAINERD")
+	if fake == "" {
+		fake, _ = filepath.Abs(filepath.Join("..", "..", "bin", "fakecontainerd"))
+	}
+	if _, err := os.Stat(fake); err != nil {
+		t.Fatalf("fakecontainerd binary: %v (make e2e-cluster builds it)", err)
+	}
+	runDir, err := os.MkdirTemp("", "fkc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Abs(filepath.Join("_logs", t.Name()))
+	sh := func(args ...string) error {
+		cmd := exec.Command("./cluster.sh", args...)
+		cmd.Env = append(os.Environ(), "RUN_DIR="+runDir, "FAKECONTAINERD="+fake, "PORT_BASE=26000")
+		out, err := cmd.CombinedOutput()
+		t.Logf("cluster.sh %s:\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			return fmt.Errorf("cluster.sh %s: %w", strings.Join(args, " "), err)
+		}
+		return nil
+	}
+	t.Cleanup(func() {
+		if err := sh("down"); err != nil {
+			t.Error(err)
+		}
+		_ = os.RemoveAll(logs)
+		_ = os.MkdirAll(filepath.Dir(logs), 0o755)
+		if err := os.Rename(filepath.Join(runDir, "logs"), logs); err != nil {
+			t.Logf("keep logs: %v", err)
+		} else {
+			t.Logf("logs in %s", logs)
+		}
+		if err := os.RemoveAll(runDir); err != nil {
+			t.Logf("remove %s: %v", runDir, err)
+		}
+	})
+	if err := sh("up", "--nodes", fmt.Sprint(nodes), "--arms", arms); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openCluster(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testPods: a pod bound to a node and one the scheduler places run, and a
+// Deployment rolls out across the nodes.
+func testPods(ctx context.Context, t *testing.T, c *cluster) {
+	pod := func(name, node string) map[string]any {
+		spec := map[string]any{
+			"terminationGracePeriodSeconds": 1,
+			"containers":                    []map[string]any{{"name": "main", "image": podImage, "command": []string{"sleep", "3600"}}},
+		}
+		if node != "" {
+			spec["nodeName"] = node
+		}
+		return map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": name}, "spec": spec}
+	}
+	for name, node := range map[string]string{"bound": "fk-2", "scheduled": ""} {
+		if err := c.createPod(ctx, "default", pod(name, node)); err != nil {
+			t.Fatal(err)
+		}
+		err := poll(ctx, 2*time.Minute, func() error {
+			p, err := c.pod(ctx, "default", name)
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != "Running" || p.readyCond() != "True" {
+				return fmt.Errorf("pod %s on %q is %s, Ready=%s", name, p.Spec.NodeName, p.Status.Phase, p.readyCond())
+			}
+			if node != "" && p.Spec.NodeName != node {
+				return fmt.Errorf("pod %s runs on %s, want %s", name, p.Spec.NodeName, node)
+			}
+			t.Logf("pod %s Running and Ready on %s", name, p.Spec.NodeName)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const replicas = 8
+	deploy := map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "web"},
+		"spec": map[string]any{
+			"replicas": replicas,
+			"selector": map[string]any{"matchLabels": map[string]string{"app": "web"}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]string{"app": "web"}},
+				"spec":     pod("", "")["spec"],
+			},
+		},
+	}
+	if err := c.do(ctx, http.MethodPost, "/apis/apps/v1/namespaces/default/deployments", deploy, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := poll(ctx, 3*time.Minute, func() error {
+		var d struct {
+			Status struct {
+				UpdatedReplicas   int `json:"updatedReplicas"`
+				AvailableReplicas int `json:"availableReplicas"`
+			} `json:"status"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/default/deployments/web", nil, &d); err != nil {
+			return err
+		}
+		if d.Status.AvailableReplicas != replicas || d.Status.UpdatedReplicas != replicas {
+			return fmt.Errorf("deployment web: %d updated, %d available of %d", d.Status.UpdatedReplicas, d.Status.AvailableReplicas, replicas)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := c.pods(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spread := map[string]int{}
+	for _, p := range pods {
+		if strings.HasPrefix(p.Metadata.Name, "web-") {
+			spread[p.Spec.NodeName]++
+		}
+	}
+	t.Logf("deployment web rolled out: %d replicas available, per node %v", replicas, spread)
+	if len(spread) < 2 {
+		t.Errorf("deployment web's pods all on %v; the scheduler should spread them", spread)
+	}
+	// Leave the nodes as incident 1 expects them: only its own pods.
+	if err := c.do(ctx, http.MethodDelete, "/apis/apps/v1/namespaces/default/deployments/web?propagationPolicy=Foreground", nil, nil); err != nil {
+		t.Error(err)
+	}
+	for _, name := range []string{"bound", "scheduled"} {
+		if err := c.deletePod(ctx, "default", name); err != nil {
+			t.Error(err)
+		}
+	}
+	err = poll(ctx, 2*time.Minute, func() error {
+		pods, err := c.pods(ctx, "default")
+		if err != nil {
+			return err
+		}
+		if len(pods) > 0 {
+			return fmt.Errorf("%d pods still there, e.g. %s (%s)", len(pods), pods[0].Metadata.Name, pods[0].Status.Phase)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("pods of this test not gone: %v", err)
+	}
+}
+
+// testIncident1: baseline goes NotReady in the API with kubelet's PLEG
+// message and recovers; every fix arm stays Ready; every job ends
+// Succeeded.
+func testIncident1(ctx context.Context, t *testing.T, c *cluster) {
+	nodes, err := selectNodes(ctx, c, "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := runIncident1(ctx, c, incident1Options{nodes: nodes, out: func(s string) { t.Log(s) }})
+	if res != nil {
+		t.Logf("incident 1 on the cluster:\n%s\ntimeline:\n%s", res.summary, res.watch.timeline(res.t0))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range res.nodes {
+		wins := res.watch.notReady(n.name, res.t0)
+		_, _, _, longestList := callSummary(n.lists.Calls(), 2*time.Second)
+		switch n.arm {
+		case "baseline":
+			if len(wins) == 0 {
+				t.Errorf("node %s (baseline): never NotReady in the API; want Ready=False with PLEG is not healthy", n.name)
+			}
+			for _, w := range wins {
+				if w.status != "False" || !strings.Contains(w.firstMsg, "PLEG is not healthy") {
+					t.Errorf("node %s (baseline): NotReady window Ready=%s %q; want Ready=False, PLEG is not healthy", n.name, w.status, w.firstMsg)
+				}
+				if w.to.IsZero() {
+					t.Errorf("node %s (baseline): did not recover from NotReady", n.name)
+				}
+			}
+			if longestList < time.Minute {
+				t.Errorf("node %s (baseline): longest ListContainers %v, want a stall over a minute", n.name, longestList)
+			}
+		default:
+			for _, w := range wins {
+				t.Errorf("node %s (%s): NotReady from %s (Ready=%s %q); want Ready throughout", n.name, n.arm, w.from.Format("15:04:05"), w.status, w.firstMsg)
+			}
+			if longestList > 10*time.Second {
+				t.Errorf("node %s (%s): longest ListContainers %v, want no stall", n.name, n.arm, longestList)
+			}
+		}
+		if n.finalDying.Status.Phase != "Succeeded" {
+			t.Errorf("node %s (%s): %s ended %s, want Succeeded (it exited 0)", n.name, n.arm, n.dying, n.finalDying.Status.Phase)
+		}
+	}
+}

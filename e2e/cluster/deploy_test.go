@@ -1,0 +1,37 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestManifests: the manifests for running fake nodes in a real cluster
+// (deploy/fake-nodes.yaml) pass the API server's own validation and
+// admission, `kubectl apply --dry-run=server`, on a one-node cluster.
+func TestManifests(t *testing.T) {
+	c := clusterUp(t, 1, "baseline")
+	kubectl := func(args ...string) (string, error) {
+		args = append([]string{"--kubeconfig", c.runDir + "/admin.kubeconfig"}, args...)
+		out, err := exec.Command(c.env["KUBECTL"], args...).CombinedOutput()
+		t.Logf("kubectl %s:\n%s", strings.Join(args[2:], " "), out)
+		return string(out), err
+	}
+	// A server-side dry run checks namespaced objects against namespaces
+	// that exist, so the namespace is created for real first.
+	if _, err := kubectl("create", "namespace", "fake-nodes"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := kubectl("apply", "--dry-run=server", "-f", "deploy/fake-nodes.yaml")
+	if err != nil {
+		t.Fatalf("dry run of deploy/fake-nodes.yaml: %v", err)
+	}
+	for _, obj := range []string{
+		"serviceaccount/fake-node", "clusterrolebinding.rbac.authorization.k8s.io/fake-node",
+		"configmap/fake-node", "service/fake-node", "statefulset.apps/fake-node",
+	} {
+		if !strings.Contains(out, obj) || !strings.Contains(out, "(server dry run)") {
+			t.Errorf("dry run does not list %s (server dry run)", obj)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+// Command fakecluster drives a cluster that cluster.sh brought up (a real
+// control plane, every node a real kubelet on its own fakecontainerd):
+//
+//	fakecluster incident1 [-nodes SEL]     arm incident 1 on the nodes, report each from the API
+//	fakecluster watch -for 5m [-nodes SEL] every node's Ready/taints/pods on one timeline
+//	fakecluster stats [-interval 30s]      RSS and CPU per process and node, kubelet relist p99
+//
+// SEL picks nodes: all (default), count:N (the first N), KEY=VALUE (a node
+// label, e.g. fakecontainerd.io/arm=baseline) or NAME[,NAME...]. Arm a
+// fault or fix on many nodes at once with `cluster.sh fault|fix SEL ...`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "fakecluster:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() error {
+	return errors.New("usage: fakecluster incident1|watch|stats [-run-dir DIR] [flags] (-h for each)")
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return usage()
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	runDir := fs.String("run-dir", defaultRunDir(), "the cluster's run dir (cluster.sh's RUN_DIR)")
+	sel := fs.String("nodes", "all", "nodes: all, count:N, KEY=VALUE (label) or NAME[,NAME...]")
+	observe := fs.Duration("observe", observeFor, "incident1: how long to watch after the last container exit")
+	watchFor := fs.Duration("for", 5*time.Minute, "watch: how long to watch")
+	interval := fs.Duration("interval", 30*time.Second, "stats: the interval CPU and relists are measured over")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", cmd, fs.Arg(0))
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	c, err := openCluster(*runDir)
+	if err != nil {
+		return err
+	}
+	nodes, err := selectNodes(ctx, c, *sel)
+	if err != nil {
+		return err
+	}
+	out := func(s string) { fmt.Print(s) }
+	switch cmd {
+	case "incident1":
+		if *observe <= 0 {
+			return fmt.Errorf("incident1: -observe must be positive, got %v", *observe)
+		}
+		res, err := runIncident1(ctx, c, incident1Options{nodes: nodes, observe: *observe, out: out})
+		if res != nil {
+			text := res.summary + "\ntimeline (all nodes; seconds from arming):\n" + res.watch.timeline(res.t0)
+			out(text)
+			_ = os.WriteFile(filepath.Join(c.runDir, "logs", "incident1.txt"), []byte(text), 0o644)
+		}
+		return err
+	case "watch":
+		if *watchFor <= 0 {
+			return fmt.Errorf("watch: -for must be positive, got %v", *watchFor)
+		}
+		t0 := time.Now()
+		w := newWatcher(c, nodes)
+		wctx, stop := context.WithTimeout(ctx, *watchFor)
+		defer stop()
+		var wg sync.WaitGroup
+		w.run(wctx, &wg) // polls until the watch is over
+		wg.Wait()
+		for _, n := range nodes {
+			out(fmt.Sprintf("node %s (arm %s):\n%s", n, c.arm(n), w.summary(n, t0, t0)))
+		}
+		out("\ntimeline (all nodes; seconds from the start of the watch):\n" + w.timeline(t0))
+		return nil
+	case "stats":
+		if *interval <= 0 {
+			return fmt.Errorf("stats: -interval must be positive, got %v", *interval)
+		}
+		s, err := measure(ctx, c, nodes, *interval)
+		if err != nil {
+			return err
+		}
+		out(s.String())
+		return nil
+	}
+	return usage()
+}
+
+func defaultRunDir() string {
+	if d := os.Getenv("RUN_DIR"); d != "" {
+		return d
+	}
+	// go run from e2e/cluster: the checkout's .run/cluster.
+	if abs, err := filepath.Abs(filepath.Join("..", "..", ".run", "cluster")); err == nil {
+		return abs
+	}
+	return ".run/cluster"
+}
+
+// selectNodes resolves a selector to node names, in node order.
+func selectNodes(ctx context.Context, c *cluster, sel string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(c.runDir, "nodes"))
+	if err != nil {
+		return nil, fmt.Errorf("nodes of %s: %w", c.runDir, err)
+	}
+	var all []string
+	for _, e := range entries {
+		all = append(all, e.Name())
+	}
+	slices.SortFunc(all, compareNodes)
+	var out []string
+	switch {
+	case sel == "" || sel == "all":
+		out = all
+	case strings.HasPrefix(sel, "count:"):
+		n, err := strconv.Atoi(strings.TrimPrefix(sel, "count:"))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-nodes %s: count must be a positive number", sel)
+		}
+		out = all[:min(n, len(all))]
+	case strings.Contains(sel, "="):
+		nodes, err := c.nodes(ctx, sel)
+		if err != nil {
+			return nil, fmt.Errorf("-nodes %s: %w", sel, err)
+		}
+		for _, n := range nodes {
+			out = append(out, n.Metadata.Name)
+		}
+		slices.SortFunc(out, compareNodes)
+	default:
+		for _, n := range strings.Split(sel, ",") {
+			if !slices.Contains(all, n) {
+				return nil, fmt.Errorf("-nodes %s: no node %q in %s (nodes: %s)", sel, n, c.runDir, strings.Join(all, ", "))
+			}
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-nodes %s matches no node", sel)
+	}
+	return out, nil
+}
+
+// compareNodes orders fk-2 before fk-10, and 127.0.1.2 before 127.0.1.10:
+// by the number after the last "-" or ".".
+func compareNodes(a, b string) int {
+	ia, ea := strconv.Atoi(a[strings.LastIndexAny(a, "-.")+1:])
+	ib, eb := strconv.Atoi(b[strings.LastIndexAny(b, "-.")+1:])
+	if ea == nil && eb == nil && ia != ib {
+		return ia - ib
+	}
+	return strings.Compare(a, b)
+}
