@@ -32,8 +32,9 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 		return nil, fmt.Errorf("failed to find sandbox id %q: %w", r.GetPodSandboxId(), err)
 	}
 	if sb.Status.Get().State != sandboxstore.StateReady {
-		// containerd finds no task for the sandbox container: NotFound.
-		return nil, errNotFoundf("sandbox %q is not ready: its container task is not running", sb.ID)
+		// containerd finds no task for the sandbox container: NotFound,
+		// in its words.
+		return nil, errNotFoundf("failed to get sandbox container task: no running task found: task %s not found: not found", sb.ID)
 	}
 	// The pod's fakecontainerd.io/ annotations script this container too;
 	// refuse bad values before anything is created, as for the container's.
@@ -121,7 +122,7 @@ func validateContainerConfig(config *runtime.ContainerConfig) error {
 	case config == nil:
 		return errInvalid("container config must not be nil")
 	case config.GetMetadata() == nil:
-		return errInvalid("container config.metadata must not be nil")
+		return errInvalid("container config must include metadata")
 	case config.GetMetadata().GetName() == "":
 		return errInvalid("container config.metadata.name must not be empty")
 	case config.GetImage() == nil || config.GetImage().GetImage() == "":

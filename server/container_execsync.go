@@ -32,12 +32,14 @@ func (c *criService) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (
 	if r.GetTimeout() < 0 {
 		return nil, errInvalid("timeout %d: must not be negative", r.GetTimeout())
 	}
+	// containerd's execInContainer finds the container and checks its
+	// state; ExecSync prefixes whatever it returns.
 	cntr, err := c.containerStore.Get(r.GetContainerId())
 	if err != nil {
-		return nil, fmt.Errorf("failed to find container %q in store: %w", r.GetContainerId(), err)
+		return nil, fmt.Errorf("failed to exec in container: failed to find container %q in store: %w", r.GetContainerId(), err)
 	}
-	if cntr.Status.Get().State() != runtime.ContainerState_CONTAINER_RUNNING {
-		return nil, errState("container is in %s state", criContainerStateToString(cntr.Status.Get().State()))
+	if st := cntr.Status.Get().State(); st != runtime.ContainerState_CONTAINER_RUNNING {
+		return nil, fmt.Errorf("failed to exec in container: %w", errState("container is in %s state", criContainerStateToString(st)))
 	}
 	canned := c.config.Plugins.Fake.ExecSync
 	cannedResp := &runtime.ExecSyncResponse{Stdout: []byte(canned.Stdout), Stderr: []byte(canned.Stderr), ExitCode: canned.ExitCode}

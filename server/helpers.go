@@ -151,11 +151,19 @@ func (r *nameRegistrar) reserve(name, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if owner, ok := r.byName[name]; ok && owner != id {
-		return fmt.Errorf("name %q is reserved for %q: %w", name, owner, store.ErrAlreadyExists)
+		return reservedError{name: name, owner: owner}
 	}
 	r.byName[name] = id
 	return nil
 }
+
+// reservedError is containerd's registrar text, with no ": already exists"
+// after it; it still is store.ErrAlreadyExists, for its code.
+type reservedError struct{ name, owner string }
+
+func (e reservedError) Error() string { return fmt.Sprintf("name %q is reserved for %q", e.name, e.owner) }
+
+func (e reservedError) Unwrap() error { return store.ErrAlreadyExists }
 
 func (r *nameRegistrar) release(name string) {
 	r.mu.Lock()

@@ -100,7 +100,8 @@ type remoteImage struct {
 // reference (see fakeRemoteImage).
 func (c *criService) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*runtime.PullImageResponse, error) {
 	if r.GetImage() == nil || r.GetImage().GetImage() == "" {
-		return nil, errInvalid("image: an image reference is required")
+		// containerd's text; the code is InvalidArgument (README).
+		return nil, errInvalid(`failed to parse image reference "": invalid reference format`)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -153,7 +153,7 @@ func validateSandboxConfig(config *runtime.PodSandboxConfig) error {
 	m := config.GetMetadata()
 	switch {
 	case m == nil:
-		return errInvalid("sandbox config.metadata must not be nil")
+		return errInvalid("sandbox config must include metadata")
 	case m.Name == "":
 		return errInvalid("sandbox config.metadata.name must not be empty")
 	case m.Namespace == "":
