@@ -17,7 +17,9 @@ import (
 // timeout: behind a held write lock it waits as long as the writer does.
 func (c *criService) ContainerStatus(ctx context.Context, r *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
 	if r.GetContainerId() == "" {
-		return nil, errInvalid("container_id must not be empty")
+		// containerd's text (its truncindex refuses the empty prefix); the
+		// code stays InvalidArgument (README).
+		return nil, errInvalid(`an error occurred when try to find container "": Prefix can't be empty`)
 	}
 	cntr, err := c.containerStore.Get(r.GetContainerId())
 	if err != nil {
