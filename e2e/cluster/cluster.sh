@@ -34,7 +34,9 @@
 #
 # Environment: FAKECONTAINERD (default <checkout>/bin/fakecontainerd),
 # KUBE_VERSION (v1.36.3), GO, KUBELET_CACHE (see build-kubelet.sh), RUN_DIR,
-# PORT_BASE (first port tried, default 16000; busy ones are skipped).
+# PORT_BASE (first port tried, default 16000; busy ones are skipped),
+# FCD_LOG_LEVEL (the fakecontainerds' log level, default debug: the
+# incident's report reads the exit monitor's "received exit event" lines).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -373,7 +375,7 @@ EOF
 		[ -z "$(arm_fixes "$arm")" ] || fixargs=(--fix "$(arm_fixes "$arm")")
 		start "$name.fakecontainerd" "$RUN_DIR/logs/$name/fakecontainerd.log" "$FAKECONTAINERD" serve \
 			--config "$dir/fakecontainerd.toml" --address "$dir/cri.sock" \
-			--root "$dir/root" --state "$dir/state" --log-level info "${fixargs[@]}"
+			--root "$dir/root" --state "$dir/state" --log-level "${FCD_LOG_LEVEL:-debug}" "${fixargs[@]}"
 	done
 	for i in $(seq 1 "$nodes"); do
 		name=$(node_name "$names" "$i")
