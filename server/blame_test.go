@@ -98,9 +98,18 @@ func TestBlameNamesTheChain(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	// Once it is over, nothing waits, and the long waits are remembered.
-	rep = BlameReport{}
-	ts.adminGet("/v1/blame", &rep)
+	// Once it is over, nothing waits (after the exit's own short holds:
+	// the shim's Kill, State and Wait take the process lock in turn), and
+	// the long waits are remembered.
+	settle := time.Now().Add(10 * time.Second)
+	for {
+		rep = BlameReport{}
+		ts.adminGet("/v1/blame", &rep)
+		if len(rep.Chains) == 0 || time.Now().After(settle) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(rep.Chains) != 0 {
 		t.Errorf("chains after the stall: %q", rep.Chains)
 	}
