@@ -161,7 +161,9 @@ func (r *nameRegistrar) reserve(name, id string) error {
 // after it; it still is store.ErrAlreadyExists, for its code.
 type reservedError struct{ name, owner string }
 
-func (e reservedError) Error() string { return fmt.Sprintf("name %q is reserved for %q", e.name, e.owner) }
+func (e reservedError) Error() string {
+	return fmt.Sprintf("name %q is reserved for %q", e.name, e.owner)
+}
 
 func (e reservedError) Unwrap() error { return store.ErrAlreadyExists }
 

@@ -27,8 +27,8 @@ func TestCompareNormalised(t *testing.T) {
 		diffs      []string // fields that must differ
 	}{
 		{name: "ids, times and digests normalised",
-			real: &cri.ListContainersResponse{Containers: []*cri.Container{ctr(idA, "c1", 1, "sha256:" + idA)}},
-			fake: &cri.ListContainersResponse{Containers: []*cri.Container{ctr(idB, "c1", 2, "sha256:" + idB)}}},
+			real: &cri.ListContainersResponse{Containers: []*cri.Container{ctr(idA, "c1", 1, "sha256:"+idA)}},
+			fake: &cri.ListContainersResponse{Containers: []*cri.Container{ctr(idB, "c1", 2, "sha256:"+idB)}}},
 		{name: "list order does not matter",
 			real: &cri.ListContainersResponse{Containers: []*cri.Container{ctr(idA, "c1", 1, ""), ctr(idA+"1", "c2", 1, "")}},
 			fake: &cri.ListContainersResponse{Containers: []*cri.Container{ctr(idB+"1", "c2", 1, ""), ctr(idB, "c1", 1, "")}}},

@@ -36,8 +36,8 @@ type runtime struct {
 	logs string // the test's log directory (kept)
 	// version is "containerd 1.6.20~ds1" as Version answers, for tables.
 	version string
-	rt   internalapi.RuntimeService
-	img  internalapi.ImageManagerService
+	rt      internalapi.RuntimeService
+	img     internalapi.ImageManagerService
 	// admin runs `fakecontainerd <verb...> --address sock <args>` (fake
 	// only).
 	admin func(verb []string, args ...string) (string, error)
