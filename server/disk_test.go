@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -53,23 +52,10 @@ func TestNodeDisk(t *testing.T) {
 			_ = ts.clock.Sleep(context.Background(), 10*time.Second-ts.clock.Since(t0))
 
 			// blame names the disk wait of the unmount.
-			var hold string
-			deadline := time.Now().Add(10 * time.Second)
-			for hold == "" && time.Now().Before(deadline) {
-				var rep BlameReport
-				if code := ts.adminGet("/v1/blame", &rep); code != http.StatusOK {
-					t.Fatalf("blame: HTTP %d", code)
-				}
-				for _, l := range rep.Locks {
-					for _, h := range l.Holders {
-						if h.Op == "shim Delete" && strings.Contains(l.Lock, dying[:8]) {
-							hold = h.Detail
-						}
-					}
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			if !strings.Contains(hold, tc.wantHold) {
+			h, _ := ts.findHolder(10*time.Second, func(lock string, h UseEntry) bool {
+				return h.Op == "shim Delete" && strings.Contains(lock, dying[:8]) && h.Detail != ""
+			})
+			if hold := h.Detail; !strings.Contains(hold, tc.wantHold) {
 				t.Errorf("shim Delete's detail = %q, want it to say %q", hold, tc.wantHold)
 			}
 
@@ -89,17 +75,9 @@ func TestNodeDisk(t *testing.T) {
 				// across its fsync, a list waits on it, and blame says the
 				// holder waits on the disk, behind what.
 				want := "fsync of meta.db (UpdateContainer): 16.0 KiB on vdb, 1 sync queued ahead (behind syncfs of /var/lib/containerd overlay, 1.2 GiB)"
-				held := false
-				for deadline := time.Now().Add(10 * time.Second); !held && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-					var rep BlameReport
-					ts.adminGet("/v1/blame", &rep)
-					for _, l := range rep.Locks {
-						for _, h := range l.Holders {
-							held = held || strings.Contains(l.Lock, "status lock of container "+healthy[:8]) && h.Detail == want
-						}
-					}
-				}
-				if !held {
+				if _, held := ts.findHolder(10*time.Second, func(lock string, h UseEntry) bool {
+					return strings.Contains(lock, "status lock of container "+healthy[:8]) && h.Detail == want
+				}); !held {
 					t.Errorf("blame never showed UpdateContainerResources holding the status lock with detail %q", want)
 				}
 				go ts.rt.ListContainers(ts.ctx(10*time.Minute), &runtime.ListContainersRequest{})

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -151,23 +152,36 @@ func (ts *testServer) ctx(d time.Duration) context.Context {
 	return ctx
 }
 
-// waitForHolder waits until a tracked lock is held by op.
-func (ts *testServer) waitForHolder(op string) {
+// findHolder polls blame (the admin API) for up to within until a tracked
+// lock's holder matches; it returns that holder, or false.
+func (ts *testServer) findHolder(within time.Duration, match func(lock string, h UseEntry) bool) (UseEntry, bool) {
 	ts.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if rep, ok := ts.srv.Blame(); ok {
-			for _, l := range rep.Locks {
-				for _, h := range l.Holders {
-					if h.Op == op {
-						return
-					}
+	deadline := time.Now().Add(within)
+	for {
+		var rep BlameReport
+		if code := ts.adminGet("/v1/blame", &rep); code != http.StatusOK {
+			ts.t.Fatalf("blame: HTTP %d", code)
+		}
+		for _, l := range rep.Locks {
+			for _, h := range l.Holders {
+				if match(l.Lock, h) {
+					return h, true
 				}
 			}
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			return UseEntry{}, false
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	ts.t.Fatalf("no tracked lock held by %s after a minute", op)
+}
+
+// waitForHolder waits until a tracked lock is held by op.
+func (ts *testServer) waitForHolder(op string) {
+	ts.t.Helper()
+	if _, ok := ts.findHolder(time.Minute, func(_ string, h UseEntry) bool { return h.Op == op }); !ok {
+		ts.t.Fatalf("no tracked lock held by %s after a minute", op)
+	}
 }
 
 func podConfig(name string) *runtime.PodSandboxConfig {
