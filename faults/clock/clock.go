@@ -127,9 +127,6 @@ func (c *Scaled) Stop() {
 	}
 }
 
-// Meter is the clock's starvation meter, nil if it has none.
-func (c *Scaled) Meter() *Meter { return c.meter }
-
 // Starved is the wall time this clock has left out since its origin.
 func (c *Scaled) Starved() time.Duration {
 	if c.meter == nil {
