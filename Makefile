@@ -8,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats bench fuzz fuzz-short soak bench-recover crash report-check
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats fake-node-image e2e-fake-node-image bench fuzz fuzz-short soak bench-recover crash report-check
 
 all: build
 
@@ -173,6 +173,20 @@ e2e-cluster: build
 	@KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl >/dev/null
 	cd e2e/cluster && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBE_VERSION=$(KUBE_VERSION) \
 		$(GO) test -count=1 -v $(E2E_CLUSTER_FLAGS) ./...
+
+# The fake-node image (README, "Fake nodes in a real cluster"): kubelet
+# $(KUBE_VERSION) and fakecontainerd on busybox, written as a docker-archive
+# tarball by e2e/cluster/cmd/fakenode-image, no container engine needed
+# (`docker load`, `podman load` or `ctr images import` it). The same
+# layout as e2e/cluster/deploy/Containerfile.
+FAKE_NODE_IMAGE ?= $(RUN_DIR)/fake-node-image.tar
+fake-node-image: build
+	@command -v busybox >/dev/null && ! ldd "$$(command -v busybox)" >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }
+	@mkdir -p $(dir $(FAKE_NODE_IMAGE))
+	@kubelet=$$(KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet) && \
+	cd e2e/cluster && $(GO) run ./cmd/fakenode-image -o $(abspath $(FAKE_NODE_IMAGE)) -kubelet $$kubelet \
+		-fakecontainerd $(CURDIR)/$(BIN) -rootfs deploy/rootfs -busybox "$$(command -v busybox)"
 
 clean:
 	rm -rf bin $(RUN_DIR)
