@@ -15,6 +15,12 @@
 #   cluster.sh fault SELECTOR ARGS...    `fakecontainerd fault ARGS` on every selected node
 #   cluster.sh fix SELECTOR ARGS...      `fakecontainerd fix ARGS` on every selected node
 #   cluster.sh env                       the variables of a running cluster (sourceable)
+#   cluster.sh real-node [-i IMAGE.tar].. [NAME]
+#                                        add a node backed by a real runtime (root): a
+#                                        kubelet on a private Debian containerd 1.6
+#                                        (e2e/containerd/containerd.sh), host-network
+#                                        pods (others get only lo), IMAGE.tar imported into its k8s.io
+#                                        namespace; NAME defaults to real-1
 #
 # An arm is a node's fakecontainerd configuration: "baseline" (the embedded
 # default), or fix names joined by "+" (stopping_state, volatile+list_index,
@@ -266,7 +272,7 @@ up() {
 		*) die "up: unknown argument $1" ;;
 		esac
 	done
-	[[ $nodes =~ ^[1-9][0-9]*$ ]] && [ "$nodes" -le 250 ] || die "up: NODES must be 1..250, got '$nodes'"
+	[[ $nodes =~ ^(0|[1-9][0-9]*)$ ]] && [ "$nodes" -le 250 ] || die "up: NODES must be 0..250 (0: the control plane alone), got '$nodes'"
 	case $names in fk | loopback) ;; *) die "up: --names must be fk or loopback, got '$names'" ;; esac
 	IFS=, read -r -a armlist <<<"$arms"
 	[ ${#armlist[@]} -gt 0 ] || die "up: ARMS is empty"
@@ -462,6 +468,7 @@ down() {
 	local names=()
 	mapfile -t names < <(cd "$RUN_DIR/pids" && ls -- *.kubelet.pid 2>/dev/null | sed 's/\.pid$//')
 	stop_pids kubelets "${names[@]}"
+	stop_real_nodes
 	mapfile -t names < <(cd "$RUN_DIR/pids" && ls -- *.fakecontainerd.pid 2>/dev/null | sed 's/\.pid$//')
 	stop_pids fakecontainerds "${names[@]}"
 	stop_pids "scheduler and controller-manager" kube-scheduler kube-controller-manager
@@ -490,8 +497,97 @@ down() {
 			rmdir "$d" 2>/dev/null || log "$d not removed: not empty (another kubelet's files?)"
 		done <"$RUN_DIR/created"
 	fi
-	rm -rf "$RUN_DIR"/{nodes,etcd,pki,pids,bin} "$RUN_DIR"/*.kubeconfig "$RUN_DIR/cluster.env" "$RUN_DIR/created"
+	rm -rf "$RUN_DIR"/{nodes,real,etcd,pki,pids,bin} "$RUN_DIR"/*.kubeconfig "$RUN_DIR/cluster.env" "$RUN_DIR/created"
 	log "down; logs kept in $RUN_DIR/logs"
+}
+
+# --- a node backed by a real runtime ---
+
+# A real node: Debian's containerd 1.6 started by the differential suite's
+# containerd.sh (its own root, state and sockets under RUN_DIR/real/NAME, in
+# a private mount namespace with a tmpfs over /run; its only CNI network
+# is a loopback interface, so host-network pods only), and a kubelet registered like the fake ones. The kubelet runs
+# in containerd's mount namespace: the tmpfs and bind mounts it makes for
+# volumes (service account tokens, Bidirectional propagation) must be where
+# runc looks for them, and they vanish with that namespace. Its pods'
+# cgroups go under /fakecontainerd-e2e-NAME (cgroupfs driver), which
+# containerd.sh stop removes.
+real_node() {
+	local name=real-1 images=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-i | --image) images+=("$2"); shift 2 ;;
+		-*) die "real-node: unknown flag $1" ;;
+		*) name=$1; shift ;;
+		esac
+	done
+	[[ $name =~ ^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$ ]] || die "real-node: NAME must be a DNS label of at most 32 characters, got '$name'"
+	[ "$(id -u)" = 0 ] || die "real-node: needs root (containerd, runc, cgroups)"
+	load_env
+	local img
+	for img in "${images[@]}"; do [ -r "$img" ] || die "real-node: cannot read image $img"; done
+	local dir=$RUN_DIR/real/$name cshell=$repo/e2e/containerd/containerd.sh
+	[ ! -e "$dir/containerd.pid" ] || die "real-node: $name exists already ($dir)"
+	[ ! -e "$RUN_DIR/pids/$name.kubelet.pid" ] || die "real-node: $name exists already"
+	"$cshell" install
+	ensure_binaries
+	mkdir -p "$dir" "$RUN_DIR/logs/$name"
+	pki=$RUN_DIR/pki
+	local cpid
+	# A CNI network of a loopback interface alone: containerd reports
+	# NetworkReady (kubelet keeps a node without it NotReady), and a pod
+	# that is not host-network gets a network namespace with only lo.
+	if [ ! -x /usr/lib/cni/loopback ]; then
+		log "installing Debian's containernetworking-plugins (the loopback CNI plugin)"
+		apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containernetworking-plugins >&2
+	fi
+	mkdir -p "$dir/cni/bin" "$dir/cni/net.d"
+	ln -sf /usr/lib/cni/loopback "$dir/cni/bin/loopback"
+	printf '{"cniVersion": "1.0.0", "name": "loopback-only", "plugins": [{"type": "loopback"}]}\n' >"$dir/cni/net.d/10-loopback.conflist"
+	cpid=$("$cshell" start "$dir") || die "real-node: containerd for $name did not start (log $dir/containerd.log)"
+	for img in "${images[@]}"; do
+		ctr -a "$dir/containerd.sock" -n k8s.io images import "$img" >&2 || die "real-node: import $img into $name's containerd"
+	done
+	local cg=fakecontainerd-e2e-$name h
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		mkdir -p "/sys/fs/cgroup/$cg"
+	else
+		for h in /sys/fs/cgroup/*/; do
+			[ -L "${h%/}" ] || mkdir -p "$h$cg"
+		done
+	fi
+	cert "node-$name" "system:node:$name" system:nodes clientAuth
+	kubeconfig "$dir/kubeconfig" "node-$name"
+	local kport roport hzport
+	alloc_port kport
+	alloc_port roport
+	alloc_port hzport
+	kubelet_config "$dir" "$dir/containerd.sock" "$kport" "$roport" "$hzport" 127.0.0.1 |
+		sed 's/"cgroupsPerQOS": false,/"cgroupsPerQOS": true,\n  "cgroupRoot": "\/'"$cg"'",/; s/"enforceNodeAllocatable": \[\],/"enforceNodeAllocatable": ["pods"],/' >"$dir/kubelet.json"
+	cp "$dir/kubelet.json" "$RUN_DIR/logs/$name/"
+	start "$name.kubelet" "$RUN_DIR/logs/$name/kubelet.log" nsenter --mount="/proc/$cpid/ns/mnt" -- "$KUBELET" \
+		--config="$dir/kubelet.json" --kubeconfig="$dir/kubeconfig" --root-dir="$dir/kubelet" --cert-dir="$dir/kubelet/pki" \
+		--hostname-override="$name" --node-labels=fakecontainerd.io/real-node=true --v=2
+	wait_until 90 "real node $name Ready" node_ready "$name"
+	log "real node $name Ready (containerd pid $cpid, kubelet pid $(cat "$RUN_DIR/pids/$name.kubelet.pid"))"
+	kctl get node "$name" -o wide >&2
+}
+
+node_ready() {
+	[ "$(kctl get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+
+# stop_real_nodes: each real node's containerd, its tasks and shims (after
+# its kubelet, which down stops with the others).
+stop_real_nodes() {
+	local d
+	for d in "$RUN_DIR"/real/*/; do
+		[ -f "$d/containerd.pid" ] || continue
+		"$repo/e2e/containerd/containerd.sh" stop "${d%/}" || log "stopping containerd of $(basename "$d") failed"
+		cp "${d}containerd.log" "$RUN_DIR/logs/$(basename "$d")/" 2>/dev/null || true
+		log "stopped the containerd of real node $(basename "$d")"
+	done
 }
 
 # --- fleet ---
@@ -557,6 +653,7 @@ up) up "$@" ;;
 down) down ;;
 status) status ;;
 env) load_env; cat "$RUN_DIR/cluster.env" ;;
+real-node) real_node "$@" ;;
 nodes) load_env; select_nodes "${1:-all}" ;;
 fault | fix) fleet "$cmd" "$@" ;;
 *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;

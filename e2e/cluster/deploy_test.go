@@ -7,7 +7,7 @@ import (
 )
 
 // TestManifests: the manifests for running fake nodes in a real cluster
-// (deploy/fake-nodes.yaml) pass the API server's own validation and
+// (deploy/base/fake-nodes.yaml) pass the API server's own validation and
 // admission, `kubectl apply --dry-run=server`, on a one-node cluster.
 func TestManifests(t *testing.T) {
 	c := clusterUp(t, 1, "baseline")
@@ -22,9 +22,9 @@ func TestManifests(t *testing.T) {
 	if _, err := kubectl("create", "namespace", "fake-nodes"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := kubectl("apply", "--dry-run=server", "-f", "deploy/fake-nodes.yaml")
+	out, err := kubectl("apply", "--dry-run=server", "-f", "deploy/base/fake-nodes.yaml")
 	if err != nil {
-		t.Fatalf("dry run of deploy/fake-nodes.yaml: %v", err)
+		t.Fatalf("dry run of deploy/base/fake-nodes.yaml: %v", err)
 	}
 	for _, obj := range []string{
 		"serviceaccount/fake-node", "clusterrolebinding.rbac.authorization.k8s.io/fake-node",

@@ -53,7 +53,7 @@ func main() {
 	}
 }
 
-// DefaultTag is the image the StatefulSet in deploy/fake-nodes.yaml runs.
+// DefaultTag is the image the StatefulSet in deploy/base/fake-nodes.yaml runs.
 const DefaultTag = "fakecontainerd/fake-node:dev"
 
 type options struct {
