@@ -188,6 +188,15 @@ fake-node-image: build
 	cd e2e/cluster && $(GO) run ./cmd/fakenode-image -o $(abspath $(FAKE_NODE_IMAGE)) -kubelet $$kubelet \
 		-fakecontainerd $(CURDIR)/$(BIN) -rootfs deploy/rootfs -busybox "$$(command -v busybox)"
 
+# The fake-node image for real (root): a control plane alone, one node
+# backed by Debian's containerd 1.6 (cluster.sh real-node) with the image
+# imported, the StatefulSet of e2e/cluster/deploy/hostnet on it; its fake
+# nodes must go Ready and run pods. Also part of e2e-cluster.
+e2e-fake-node-image: fake-node-image
+	@KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl >/dev/null
+	cd e2e/cluster && FAKECONTAINERD=$(CURDIR)/$(BIN) FAKE_NODE_IMAGE=$(abspath $(FAKE_NODE_IMAGE)) KUBE_VERSION=$(KUBE_VERSION) \
+		$(GO) test -count=1 -v -timeout 20m -run '^TestFakeNodeImage$$' .
+
 clean:
 	rm -rf bin $(RUN_DIR)
 

@@ -586,6 +586,8 @@ stop_real_nodes() {
 		[ -f "$d/containerd.pid" ] || continue
 		"$repo/e2e/containerd/containerd.sh" stop "${d%/}" || log "stopping containerd of $(basename "$d") failed"
 		cp "${d}containerd.log" "$RUN_DIR/logs/$(basename "$d")/" 2>/dev/null || true
+		# Its pods' logs (the fake nodes' kubelets, in the image).
+		cp -r "${d}pod-logs" "$RUN_DIR/logs/$(basename "$d")/" 2>/dev/null || true
 		log "stopped the containerd of real node $(basename "$d")"
 	done
 }

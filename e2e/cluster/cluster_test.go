@@ -47,9 +47,13 @@ func clusterUp(t *testing.T, nodes int, arms string) *cluster {
 		t.Fatal(err)
 	}
 	logs, _ := filepath.Abs(filepath.Join("_logs", t.Name()))
+	portBase := os.Getenv("PORT_BASE") // one per worker on a shared machine
+	if portBase == "" {
+		portBase = "26000"
+	}
 	sh := func(args ...string) error {
 		cmd := exec.Command("./cluster.sh", args...)
-		cmd.Env = append(os.Environ(), "RUN_DIR="+runDir, "FAKECONTAINERD="+fake, "PORT_BASE=26000")
+		cmd.Env = append(os.Environ(), "RUN_DIR="+runDir, "FAKECONTAINERD="+fake, "PORT_BASE="+portBase)
 		out, err := cmd.CombinedOutput()
 		t.Logf("cluster.sh %s:\n%s", strings.Join(args, " "), out)
 		if err != nil {

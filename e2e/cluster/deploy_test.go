@@ -7,7 +7,8 @@ import (
 )
 
 // TestManifests: the manifests for running fake nodes in a real cluster
-// (deploy/base/fake-nodes.yaml) pass the API server's own validation and
+// (deploy/base/fake-nodes.yaml, also through kustomize with and without
+// the hostnet overlay) pass the API server's own validation and
 // admission, `kubectl apply --dry-run=server`, on a one-node cluster.
 func TestManifests(t *testing.T) {
 	c := clusterUp(t, 1, "baseline")
@@ -26,12 +27,25 @@ func TestManifests(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dry run of deploy/base/fake-nodes.yaml: %v", err)
 	}
+	checkListed(t, "deploy/base/fake-nodes.yaml", out)
+	// The same objects through kustomize, and with the hostnet overlay.
+	for _, dir := range []string{"deploy/base", "deploy/hostnet"} {
+		out, err := kubectl("apply", "--dry-run=server", "-k", dir)
+		if err != nil {
+			t.Fatalf("dry run of %s: %v", dir, err)
+		}
+		checkListed(t, dir, out)
+	}
+}
+
+func checkListed(t *testing.T, what, out string) {
+	t.Helper()
 	for _, obj := range []string{
 		"serviceaccount/fake-node", "clusterrolebinding.rbac.authorization.k8s.io/fake-node",
 		"configmap/fake-node", "service/fake-node", "statefulset.apps/fake-node",
 	} {
 		if !strings.Contains(out, obj) || !strings.Contains(out, "(server dry run)") {
-			t.Errorf("dry run does not list %s (server dry run)", obj)
+			t.Errorf("dry run of %s does not list %s (server dry run)", what, obj)
 		}
 	}
 }

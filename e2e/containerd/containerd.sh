@@ -155,7 +155,7 @@ start() {
 shims() {
 	local dir=$1 p
 	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $dir/containerd.sock " && echo "${p#/proc/}"
+		tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q -- "-address $dir/containerd.sock " && echo "${p#/proc/}"
 	done
 	return 0
 }
