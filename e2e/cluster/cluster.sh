@@ -532,6 +532,8 @@ real_node() {
 	"$cshell" install
 	ensure_binaries
 	mkdir -p "$dir" "$RUN_DIR/logs/$name"
+	# A failed real-node stops what it started of that node.
+	trap 'rc=$?; if [ $rc -ne 0 ]; then log "real-node $name failed (exit $rc): stopping it"; stop_real_node "$name"; fi' EXIT
 	pki=$RUN_DIR/pki
 	local cpid
 	# A CNI network of a loopback interface alone: containerd reports
@@ -570,12 +572,22 @@ real_node() {
 		--config="$dir/kubelet.json" --kubeconfig="$dir/kubeconfig" --root-dir="$dir/kubelet" --cert-dir="$dir/kubelet/pki" \
 		--hostname-override="$name" --node-labels=fakecontainerd.io/real-node=true --v=2
 	wait_until 90 "real node $name Ready" node_ready "$name"
+	trap - EXIT
 	log "real node $name Ready (containerd pid $cpid, kubelet pid $(cat "$RUN_DIR/pids/$name.kubelet.pid"))"
 	kctl get node "$name" -o wide >&2
 }
 
 node_ready() {
 	[ "$(kctl get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+
+# stop_real_node NAME: its kubelet, then its containerd.
+stop_real_node() {
+	stop_pids "the kubelet of $1" "$1.kubelet"
+	rm -f "$RUN_DIR/pids/$1.kubelet.pid"
+	if [ -f "$RUN_DIR/real/$1/containerd.pid" ]; then
+		"$repo/e2e/containerd/containerd.sh" stop "$RUN_DIR/real/$1" || log "stopping containerd of $1 failed"
+	fi
 }
 
 # stop_real_nodes: each real node's containerd, its tasks and shims (after
