@@ -289,7 +289,7 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 		if err := c.shims.DeleteTask(ctx, cntr.ID); err != nil && !isNotFound(err) {
 			return fmt.Errorf("failed to cleanup container %s in task-service: %w", cntr.ID, err)
 		}
-	} else if _, err := task.Delete(ctx, shim.WithProcessKill); err != nil {
+	} else if _, err := c.deleteExitedTask(ctx, task, cntr.ID); err != nil {
 		if !isNotFound(err) {
 			return fmt.Errorf("failed to stop container: %w", err)
 		}
@@ -315,6 +315,18 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 	cntr.Stop()
 	c.generateAndSendContainerEvent(ctx, cntr.ID, cntr.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	return nil
+}
+
+// deleteExitedTask is handleContainerExit's task.Delete with
+// WithProcessKill; in 2.x also with NRI's WithContainerExit, which runs
+// first inside Delete and describes the container to NRI (nriContainer,
+// a task lookup: on a retry behind a shim stuck in Delete, one State that
+// waits out its 2 s cap).
+func (c *criService) deleteExitedTask(ctx context.Context, task *shim.Task, id string) (*shim.ExitStatus, error) {
+	if c.containerdV2() {
+		c.nriContainer(id)
+	}
+	return task.Delete(ctx, shim.WithProcessKill)
 }
 
 // stoppingStateFix reports whether either Stopping-state fix is on.

@@ -59,6 +59,9 @@ type ManagerConfig struct {
 	// Unmounted, if set, is told every rootfs unmount of an in-process
 	// shim (metrics); a process-mode shim cannot report it.
 	Unmounted UnmountObserver
+	// BareUnknown converts shim errors as containerd 2.x does: an Unknown
+	// error keeps its message without ": unknown" (fromShim).
+	BareUnknown bool
 }
 
 // Manager is the daemon side of the shims, the counterpart of containerd's
@@ -153,7 +156,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOpts) (*Task, error) {
 	})
 	if err != nil {
 		os.RemoveAll(bundle)
-		return nil, fmt.Errorf("failed to create shim task: %w", fromShim(err))
+		return nil, fmt.Errorf("failed to create shim task: %w", m.fromShim(err))
 	}
 	t := &Task{id: o.ID, pid: resp.Pid, m: m, shim: sc}
 	m.mu.Lock()
@@ -547,7 +550,7 @@ func (m *Manager) DeleteTask(ctx context.Context, id string) error {
 		return &shimError{code: codes.NotFound, msg: fmt.Sprintf("task %s: not found", id)}
 	}
 	_, err := t.shim.task.Delete(ctx, &taskAPI.DeleteRequest{ID: id})
-	if err = fromShim(err); err != nil && !IsNotFound(err) {
+	if err = m.fromShim(err); err != nil && !IsNotFound(err) {
 		return fmt.Errorf("failed to delete task: %w", err)
 	}
 	m.removeTask(id)

@@ -21,6 +21,17 @@ PAUSE_IMAGE=registry.k8s.io/pause:3.10
 
 die() { echo "containerd.sh: $*" >&2; exit 1; }
 
+# $CONTAINERD names another containerd build (a 2.x one, say): its shim
+# and ctr are the ones beside it, first on PATH, since containerd looks the
+# shim up on PATH and a 2.x daemon must not run Debian's 1.6 shim.
+if [ -n "${CONTAINERD:-}" ]; then
+	CONTAINERD=$(readlink -f "$CONTAINERD")
+	[ -x "$CONTAINERD" ] || die "CONTAINERD=$CONTAINERD is not an executable"
+	bindir=$(dirname "$CONTAINERD")
+	[ -x "$bindir/containerd-shim-runc-v2" ] || die "no containerd-shim-runc-v2 beside $CONTAINERD"
+	export PATH=$bindir:$PATH
+fi
+
 install() {
 	local missing=()
 	command -v containerd >/dev/null || missing+=(containerd)
