@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
@@ -91,4 +92,14 @@ func (c *criService) nriContainer(id string) {
 	if _, err := c.shims.Get(ctx, id); err != nil && !isNotFound(err) {
 		c.log.WithError(err).WithField("id", id).Errorf("failed to get task for container %s", id)
 	}
+}
+
+// protoText is a message as containerd 2.x's %+v prints it: protobuf-go's
+// String(), the text form (whose spacing protobuf-go varies on purpose),
+// and "<nil>" for a nil message.
+func protoText(m proto.Message) string {
+	if m == nil || !m.ProtoReflect().IsValid() {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%+v", m)
 }

@@ -59,9 +59,10 @@ type ManagerConfig struct {
 	// Unmounted, if set, is told every rootfs unmount of an in-process
 	// shim (metrics); a process-mode shim cannot report it.
 	Unmounted UnmountObserver
-	// BareUnknown converts shim errors as containerd 2.x does: an Unknown
-	// error keeps its message without ": unknown" (fromShim).
-	BareUnknown bool
+	// ContainerdV2 converts shim errors as containerd 2.x does (an Unknown
+	// error keeps its message without ": unknown", fromShim) and logs a
+	// failed shim Delete at error level, as 2.x's runtime/v2 does.
+	ContainerdV2 bool
 }
 
 // Manager is the daemon side of the shims, the counterpart of containerd's

@@ -97,7 +97,7 @@ var codeWords = map[codes.Code]string{
 func (m *Manager) fromShim(err error) error {
 	err = fromShim(err)
 	var se *shimError
-	if m.cfg.BareUnknown && errors.As(err, &se) && se.code == codes.Unknown {
+	if m.cfg.ContainerdV2 && errors.As(err, &se) && se.code == codes.Unknown {
 		se.msg = strings.TrimSuffix(se.msg, ": unknown")
 	}
 	return err
@@ -292,7 +292,11 @@ func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, erro
 		// containerd logs the shim's error as ttrpc gave it, before
 		// errdefs.FromGRPC appends the code's word ("context deadline
 		// exceeded", not "...: unknown").
-		t.m.cfg.Log.WithError(err).WithField("id", t.id).Debug("failed to delete task")
+		level := logrus.DebugLevel
+		if t.m.cfg.ContainerdV2 {
+			level = logrus.ErrorLevel
+		}
+		t.m.cfg.Log.WithError(err).WithField("id", t.id).Log(level, "failed to delete task")
 		err = t.m.fromShim(err)
 		if !IsNotFound(err) {
 			return nil, fmt.Errorf("failed to delete task: %w", err)

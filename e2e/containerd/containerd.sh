@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# A private containerd 1.6 for the differential suite (e2e/containerd).
+# A private containerd for the differential suite (e2e/containerd): Debian's
+# 1.6, or the build $CONTAINERD names (build-containerd.sh makes a 2.x one),
+# with the shim and ctr beside it.
 #
 #   containerd.sh install      apt-get Debian's containerd, runc, strace, busybox-static if missing
 #   containerd.sh start DIR    write DIR/config.toml, start containerd on DIR/containerd.sock
