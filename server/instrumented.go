@@ -215,8 +215,10 @@ func (in *instrumentedService) PodSandboxStatus(ctx context.Context, r *runtime.
 
 func (in *instrumentedService) ListPodSandbox(ctx context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	return instrument(in, ctx, "ListPodSandbox", "", r, callLog[*runtime.ListPodSandboxRequest, *runtime.ListPodSandboxResponse]{
-		level:  logrus.TraceLevel,
-		enter:  func(r *runtime.ListPodSandboxRequest) string { return "ListPodSandbox with filter " + in.g(r.GetFilter()) },
+		level: logrus.TraceLevel,
+		enter: func(r *runtime.ListPodSandboxRequest) string {
+			return "ListPodSandbox with filter " + in.g(r.GetFilter())
+		},
 		failed: func(*runtime.ListPodSandboxRequest) string { return "ListPodSandbox failed" },
 		ok: func(_ *runtime.ListPodSandboxRequest, res *runtime.ListPodSandboxResponse) string {
 			return "ListPodSandbox returns pod sandboxes " + gogofmt.Slice(res.GetItems()).String()
@@ -261,7 +263,9 @@ func (in *instrumentedService) RemoveContainer(ctx context.Context, r *runtime.R
 func (in *instrumentedService) ListContainers(ctx context.Context, r *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	return instrument(in, ctx, "ListContainers", "", r, callLog[*runtime.ListContainersRequest, *runtime.ListContainersResponse]{
 		level: logrus.TraceLevel,
-		enter: func(r *runtime.ListContainersRequest) string { return "ListContainers with filter " + in.g(r.GetFilter()) },
+		enter: func(r *runtime.ListContainersRequest) string {
+			return "ListContainers with filter " + in.g(r.GetFilter())
+		},
 		failed: func(r *runtime.ListContainersRequest) string {
 			return "ListContainers with filter " + in.g(r.GetFilter()) + " failed"
 		},
