@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -194,6 +197,60 @@ func TestUpdateTakesStatusLockPerRelease(t *testing.T) {
 			}
 			if msg := status.Convert(err).Message(); msg != want {
 				t.Errorf("update error %q, want %q", msg, want)
+			}
+		})
+	}
+}
+
+// TestLogLinesPerRelease: the update's and the exit's lines in each
+// release's form: 1.6 prints messages in gogo's form and logs the error
+// as the method returned it; 2.x prints protobuf's text form, logs the
+// gRPC status and names the exit's kind at info; 1.7 logs the exit at
+// info with its event in protobuf's text form.
+func TestLogLinesPerRelease(t *testing.T) {
+	for _, tc := range []struct {
+		version         string
+		update, exit    string
+		exitLevel       logrus.Level
+		failedErrPrefix string
+	}{
+		{configs.ContainerdV16, `UpdateContainerResources for "%ID%" with Linux: &LinuxContainerResources{CpuPeriod:0,CpuQuota:0,CpuShares:512,`, "received exit event &TaskExit{", logrus.DebugLevel, "failed to find container"},
+		{configs.ContainerdV17, `UpdateContainerResources for "%ID%" with Linux: &LinuxContainerResources{CpuPeriod:0,CpuQuota:0,CpuShares:512,`, `received exit event container_id:"`, logrus.InfoLevel, "failed to find container"},
+		{configs.ContainerdV2, `UpdateContainerResources for "%ID%" with Linux: cpu_shares:512 / Windows: <nil>`, `received container exit event container_id:"`, logrus.InfoLevel, "rpc error: code = NotFound desc = failed to find container"},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			logger := logrus.New()
+			logger.SetOutput(io.Discard)
+			logger.SetLevel(logrus.DebugLevel)
+			hook := logtest.NewLocal(logger)
+			ts := newLoggedTestServer(t, 0.01, func(c *configs.Config) { c.Plugins.Fake.ContainerdVersion = tc.version }, logrus.NewEntry(logger))
+			podID, pc := ts.runPod("logs")
+			id := ts.startContainer(podID, pc, "c1", map[string]string{shim.AnnotationExitAfter: "5s", shim.AnnotationExitCode: "137"})
+			if _, err := ts.rt.UpdateContainerResources(ts.ctx(time.Minute), &runtime.UpdateContainerResourcesRequest{
+				ContainerId: id, Linux: &runtime.LinuxContainerResources{CpuShares: 512},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = ts.rt.UpdateContainerResources(ts.ctx(time.Minute), &runtime.UpdateContainerResourcesRequest{ContainerId: "nosuch", Linux: &runtime.LinuxContainerResources{}})
+			ts.waitState(id, runtime.ContainerState_CONTAINER_EXITED, time.Minute)
+			update := strings.ReplaceAll(tc.update, "%ID%", id)
+			var sawUpdate, sawExit, sawFailed bool
+			for _, e := range hook.AllEntries() {
+				switch {
+				case e.Level == logrus.InfoLevel && strings.HasPrefix(e.Message, update):
+					sawUpdate = true
+				case e.Level == tc.exitLevel && strings.HasPrefix(e.Message, tc.exit) && strings.Contains(e.Message, id):
+					sawExit = true
+				case e.Level == logrus.ErrorLevel && e.Message == `UpdateContainerResources for "nosuch" failed`:
+					err, _ := e.Data[logrus.ErrorKey].(error)
+					sawFailed = err != nil && strings.HasPrefix(err.Error(), tc.failedErrPrefix)
+					if !sawFailed {
+						t.Errorf("failed update's error field %v, want it to start %q", err, tc.failedErrPrefix)
+					}
+				}
+			}
+			if !sawUpdate || !sawExit || !sawFailed {
+				t.Errorf("update line %q seen %v; %s exit line %q seen %v; failed line seen %v", update, sawUpdate, tc.exitLevel, tc.exit, sawExit, sawFailed)
 			}
 		})
 	}

@@ -255,8 +255,16 @@ func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, k
 		e := &eventstypes.TaskExit{
 			ContainerID: id, ID: id, Pid: pid, ExitStatus: res.Code, ExitedAt: timestamppb.New(res.ExitedAt),
 		}
-		// Debug in containerd 1.6 and 1.7, info from 2.0.
-		em.c.log.WithField("id", id).Debugf("received exit event %s", em.c.eventString(e))
+		// Debug in containerd 1.6 (and 1.7.0), info in 1.7.30, info and
+		// naming the kind from 2.0.
+		switch em.c.config.Plugins.Fake.ContainerdVersion {
+		case configs.ContainerdV2:
+			em.c.log.WithField("id", id).Infof("received %s exit event %s", kindWords[kind], em.c.eventString(e))
+		case configs.ContainerdV17:
+			em.c.log.WithField("id", id).Infof("received exit event %s", em.c.eventString(e))
+		default:
+			em.c.log.WithField("id", id).Debugf("received exit event %s", em.c.eventString(e))
+		}
 		ctx, cancel := em.c.clock.WithTimeout(em.ctx, handleEventTimeout)
 		defer cancel()
 		if err := handle(ctx, e); err != nil {

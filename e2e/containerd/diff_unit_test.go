@@ -94,6 +94,7 @@ func TestDeliberateCovers(t *testing.T) {
 		{"1.6", "pull empty reference", "code", true},
 		{"1.6", "pull empty reference", "error", false},
 		{"1.6", "runtime config", "code", true},
+		{"1.7", "runtime config", "code", true},
 		{"2.x", "runtime config", "code", false},
 	} {
 		got := false

@@ -21,7 +21,7 @@ var deliberates = []deliberate{
 	{re(`^(inspect|ps)`), re(`(^|\.)image_ref$`), "containerd reports an image's repo digest, else its id: images imported with ctr have no repo digest; the fake's images always have one", nil},
 	{re(`^(status|info)`), re(`^runtime_handlers`), "same handler list shape; features reported from each runtime's build", nil},
 	{re(`^info`), re(`^info\.(golang|podCIDR)$`), "the info document's other keys: each build's Go version; podCIDR, which containerd shows only once kubelet sets it (to be aligned with the config document)", nil},
-	{re(`^runtime config$`), re(`.`), "RuntimeConfig (the cgroup driver for kubelet) is containerd 1.7's and 2.x's; 1.6 predates it and the fake answers it as the newer releases do", v16},
+	{re(`^runtime config$`), re(`.`), "RuntimeConfig (the cgroup driver for kubelet) is containerd 2.0's; 1.6 and 1.7 have no such method (Unimplemented) and the fake answers it as 2.x does", v16v17},
 	{re(`^(stop|stopp) missing$`), re(`^(code|error)$`), "stops are idempotent as in containerd 2.0 (a missing container or sandbox is not an error, per the CRI contract); 1.6 and 1.7 return NotFound", v16v17},
 	{re(`^images`), re(`(^|\.)pinned$`), "the sandbox image is pinned as containerd 1.7 and 2.x pin it; 1.6 predates pinning", v16},
 	{re(`^images busybox \(filter\)$`), re(`^images\[1\]`), "README: the fake honours ListImages' image filter; containerd (every release) ignores it, and crictl filters client-side", nil},
