@@ -255,3 +255,40 @@ func TestLogLinesPerRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestExitRetryPerRelease: behind a shim Delete stuck in its unmount, the
+// exit's retries load the task while its State times out. 1.7.30 and 2.x
+// then hold a task with pid 0, skip WithProcessKill (#10441) and reach the
+// shim's Delete again, which times out at the event deadline ("failed to
+// delete task" each retry); 1.6 waits in the kill, behind the same lock,
+// and never gets that far until the unmount is over.
+func TestExitRetryPerRelease(t *testing.T) {
+	for _, v := range allVersions {
+		t.Run(v, func(t *testing.T) {
+			logger := logrus.New()
+			logger.SetOutput(io.Discard)
+			logger.SetLevel(logrus.DebugLevel)
+			hook := logtest.NewLocal(logger)
+			ts := newLoggedTestServer(t, 0.01, func(c *configs.Config) { c.Plugins.Fake.ContainerdVersion = v }, logrus.NewEntry(logger))
+			podID, pc := ts.runPod("job")
+			// Exits at 5 s; a 60 s unmount follows.
+			id := ts.startContainer(podID, pc, "loop", map[string]string{
+				shim.AnnotationExitAfter: "5s", shim.AnnotationExitCode: "137",
+				shim.AnnotationDirtyBytes: "600MiB", shim.AnnotationDiskThroughput: "10MiB",
+			})
+			ts.waitState(id, runtime.ContainerState_CONTAINER_EXITED, 10*time.Minute)
+			timedOut := 0
+			for _, e := range hook.AllEntries() {
+				if err, _ := e.Data[logrus.ErrorKey].(error); e.Message == "failed to delete task" && err != nil && strings.Contains(err.Error(), "deadline exceeded") {
+					timedOut++
+				}
+			}
+			if v == configs.ContainerdV16 && timedOut != 1 {
+				t.Errorf("1.6: %d shim Deletes timed out, want 1 (the retries wait in the kill)", timedOut)
+			}
+			if v != configs.ContainerdV16 && timedOut < 2 {
+				t.Errorf("%s: %d shim Deletes timed out, want the retries' too (pid 0, no kill)", v, timedOut)
+			}
+		})
+	}
+}

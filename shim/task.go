@@ -148,7 +148,11 @@ func (t *Task) Status(ctx context.Context) (TaskState, error) {
 		log := t.m.cfg.Log.WithError(err).WithField("id", t.id)
 		log.Errorf("get state for %s", t.id)
 		log.WithField("status", 0).Warn("unknown status")
-		return TaskState{Status: task.Status_UNKNOWN, Pid: t.pid}, nil
+		pid := t.pid
+		if t.m.cfg.PidFromState {
+			pid = 0
+		}
+		return TaskState{Status: task.Status_UNKNOWN, Pid: pid}, nil
 	}
 	st := TaskState{Status: resp.Status, Pid: resp.Pid, ExitStatus: resp.ExitStatus}
 	if resp.ExitedAt != nil {
@@ -232,6 +236,11 @@ type DeleteOpt func(ctx context.Context, t *Task) error
 // before the delete, as containerd.WithProcessKill does. Its Kill takes the
 // shim's process lock.
 func WithProcessKill(ctx context.Context, t *Task) error {
+	if t.m.cfg.PidFromState && t.pid == 0 {
+		// 1.7.30 and 2.x: "Skip killing tasks with PID 0" (#10441); the
+		// task was loaded while its shim's State failed.
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	exitCh, err := t.Wait(ctx)
