@@ -60,6 +60,14 @@ func TestVersionStatusPerRelease(t *testing.T) {
 			if got := st.GetFeatures().GetSupplementalGroupsPolicy(); got != v2 {
 				t.Errorf("features.supplemental_groups_policy = %v, want %v", got, v2)
 			}
+			_, err = ts.rt.UpdatePodSandboxResources(ts.ctx(time.Minute), &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: "x"})
+			wantMsg := "method UpdatePodSandboxResources not implemented"
+			if v2 {
+				wantMsg = "not implemented"
+			}
+			if status.Code(err) != codes.Unimplemented || status.Convert(err).Message() != wantMsg {
+				t.Errorf("UpdatePodSandboxResources: %v, want Unimplemented %q", err, wantMsg)
+			}
 		})
 	}
 }

@@ -466,3 +466,14 @@ func (c *criService) timing(method, id string, cost time.Duration, format string
 	}
 	c.log.WithFields(fields).Debugf(format+" cost %s", append(args, cost)...)
 }
+
+// UpdatePodSandboxResources is in the CRI from v0.33; containerd 2.x
+// answers errdefs.ErrNotImplemented through errgrpc ("not implemented",
+// Unimplemented) without logging; 1.6 and 1.7 have no such method (gRPC's
+// own Unimplemented).
+func (in *instrumentedService) UpdatePodSandboxResources(ctx context.Context, r *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
+	if in.c.containerdV2() {
+		return nil, status.Error(codes.Unimplemented, "not implemented")
+	}
+	return in.UnimplementedRuntimeServiceServer.UpdatePodSandboxResources(ctx, r)
+}
