@@ -115,6 +115,9 @@ type OverlayConfig struct {
 
 // FakeConfig holds the fake's own knobs; default.toml documents each one.
 type FakeConfig struct {
+	// ContainerdVersion is the containerd release line the fake models:
+	// ContainerdV16 (the default), ContainerdV17 or ContainerdV2.
+	ContainerdVersion string `toml:"containerd_version" json:"containerd_version"`
 	// ShimMode is ShimModeInProcess or ShimModeProcess.
 	ShimMode string `toml:"shim_mode" json:"shim_mode"`
 	// TimeScale is wall-clock seconds per scenario second.
@@ -219,6 +222,17 @@ type ExecSyncConfig struct {
 	Stderr   string `toml:"stderr" json:"stderr"`
 	ExitCode int32  `toml:"exit_code" json:"exit_code"`
 }
+
+// The containerd release lines the fake models (containerd_version); the
+// README's fidelity section lists what each one changes.
+const (
+	// ContainerdV16 is containerd 1.6 (measured against 1.6.20).
+	ContainerdV16 = "1.6"
+	// ContainerdV17 is containerd 1.7 (read from v1.7.30's source).
+	ContainerdV17 = "1.7"
+	// ContainerdV2 is containerd 2.x (measured against 2.2.7).
+	ContainerdV2 = "2.x"
+)
 
 // Shim modes.
 const (

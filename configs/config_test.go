@@ -40,6 +40,7 @@ func wantDefault() *Config {
 			},
 			Overlay: OverlayConfig{MountOptions: []string{}},
 			Fake: FakeConfig{
+				ContainerdVersion:  "1.6",
 				ShimMode:           "inprocess",
 				TimeScale:          1.0,
 				RootfsWriteRate:    1 << 20,
@@ -352,6 +353,8 @@ func TestLoadErrors(t *testing.T) {
 		{"default runtime missing", "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"kata\"", "default_runtime_name"},
 		{"default runtime empty", "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"\"", "default_runtime_name"},
 		{"shim_mode", fake + `shim_mode = "x"`, `plugins."io.fakecontainerd.v1".shim_mode`},
+		{"containerd_version", fake + `containerd_version = "2.0"`, `plugins."io.fakecontainerd.v1".containerd_version: must be "1.6", "1.7" or "2.x", got "2.0"`},
+		{"containerd_version empty", fake + `containerd_version = ""`, `plugins."io.fakecontainerd.v1".containerd_version`},
 		{"time_scale zero", fake + `time_scale = 0.0`, "time_scale"},
 		{"time_scale negative", fake + `time_scale = -1.0`, "time_scale"},
 		{"time_scale too big", fake + `time_scale = 1000.5`, "time_scale"},
@@ -503,6 +506,25 @@ func TestVolatile(t *testing.T) {
 		cfg := &Config{Plugins: PluginsConfig{Overlay: OverlayConfig{MountOptions: tt.opts}}}
 		if got := cfg.Volatile(); got != tt.want {
 			t.Errorf("Volatile() with %q = %v, want %v", tt.opts, got, tt.want)
+		}
+	}
+}
+
+func TestContainerdVersion(t *testing.T) {
+	def, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Plugins.Fake.ContainerdVersion != ContainerdV16 {
+		t.Errorf("default containerd_version = %q, want %q (today's behaviour)", def.Plugins.Fake.ContainerdVersion, ContainerdV16)
+	}
+	for _, v := range []string{ContainerdV16, ContainerdV17, ContainerdV2} {
+		cfg, _, err := Load(writeFile(t, "[plugins.\"io.fakecontainerd.v1\"]\ncontainerd_version = \""+v+"\"\n"))
+		if err != nil {
+			t.Fatalf("Load containerd_version = %q: %v", v, err)
+		}
+		if got := cfg.Plugins.Fake.ContainerdVersion; got != v {
+			t.Errorf("containerd_version = %q, want %q", got, v)
 		}
 	}
 }

@@ -92,6 +92,11 @@ func (c *Config) validate() []error {
 	}
 
 	f := c.Plugins.Fake
+	switch f.ContainerdVersion {
+	case ContainerdV16, ContainerdV17, ContainerdV2:
+	default:
+		add(fakeKey+".containerd_version", "must be %q, %q or %q, got %q", ContainerdV16, ContainerdV17, ContainerdV2, f.ContainerdVersion)
+	}
 	if f.ShimMode != ShimModeInProcess && f.ShimMode != ShimModeProcess {
 		add(fakeKey+".shim_mode", "must be %q or %q, got %q", ShimModeInProcess, ShimModeProcess, f.ShimMode)
 	}

@@ -32,8 +32,13 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 		return nil, fmt.Errorf("failed to find sandbox id %q: %w", r.GetPodSandboxId(), err)
 	}
 	if sb.Status.Get().State != sandboxstore.StateReady {
-		// containerd finds no task for the sandbox container: NotFound,
-		// in its words.
+		if c.containerdV2() {
+			// 2.x checks the sandbox's state (after the controller's
+			// status) with fmt.Errorf: Unknown.
+			return nil, errState("sandbox container %q is not running", sb.ID)
+		}
+		// 1.6 and 1.7 find no task for the sandbox container: NotFound,
+		// in their words.
 		return nil, errNotFoundf("failed to get sandbox container task: no running task found: task %s not found: not found", sb.ID)
 	}
 	// The pod's fakecontainerd.io/ annotations script this container too;
@@ -51,12 +56,20 @@ func (c *criService) CreateContainer(ctx context.Context, r *runtime.CreateConta
 	}
 	img, err := c.localResolve(config.GetImage().GetImage())
 	if err != nil {
+		if c.containerdV2() {
+			// 2.x resolves the image first to see whether it is a
+			// checkpoint image (container_create.go, checkIfCheckpointOCIImage).
+			return nil, fmt.Errorf("failed to check if this is a checkpoint image: failed to resolve image %q: %w", config.GetImage().GetImage(), err)
+		}
 		return nil, fmt.Errorf("failed to resolve image %q: %w", config.GetImage().GetImage(), err)
 	}
 
 	id := generateID()
 	name := makeContainerName(config.GetMetadata(), sb.Config.GetMetadata())
 	if err := c.containerNames.reserve(name, id); err != nil {
+		if c.containerdV2() {
+			return nil, fmt.Errorf("failed to reserve container name %q; check if another CreateContainer request is in progress: %w", name, err)
+		}
 		return nil, fmt.Errorf("failed to reserve container name %q: %w", name, err)
 	}
 	defer func() {

@@ -41,6 +41,8 @@ type listedContainer struct {
 	cntr      containerstore.Container
 	state     runtime.ContainerState
 	createdAt int64
+	// noImageID is containerd 2.x's list, which leaves image_id empty.
+	noImageID bool
 }
 
 // listContainers is ListContainers up to the response: every candidate's
@@ -68,7 +70,7 @@ func (c *criService) listContainers(f *runtime.ContainerFilter) []listedContaine
 		// Only the state and the creation time are read, but under the
 		// same read lock containerd's Get takes.
 		state, createdAt := cntr.Status.Brief()
-		listed = append(listed, listedContainer{cntr: cntr, state: state, createdAt: createdAt})
+		listed = append(listed, listedContainer{cntr: cntr, state: state, createdAt: createdAt, noImageID: c.containerdV2()})
 		if timed {
 			c.timing("ListContainers", cntr.ID, c.clock.Since(getStart), "[ListContainers] get container %s status", cntr.ID)
 		}
@@ -82,7 +84,7 @@ func (c *criService) listContainers(f *runtime.ContainerFilter) []listedContaine
 // container's config never changes after CreateContainer, and marshalling
 // a message concurrently is safe as long as nobody changes it.
 func (l listedContainer) toCRI() *runtime.Container {
-	ct := staticCRI(l.cntr)
+	ct := staticCRI(l.cntr, l.noImageID)
 	ct.State, ct.CreatedAt = l.state, l.createdAt
 	return ct
 }
@@ -179,10 +181,10 @@ func encodeListed(listed []listedContainer) (*runtime.ListContainersResponse, er
 	statics := make([][]byte, len(listed))
 	size := 0
 	for i, l := range listed {
-		s := l.cntr.Encoded(func() []byte { return encodeStatic(l.cntr) })
+		s := l.cntr.Encoded(func() []byte { return encodeStatic(l.cntr, l.noImageID) })
 		if s == nil {
 			// Not encodable (proto.Marshal refused it): say why.
-			_, err := proto.Marshal(staticCRI(l.cntr))
+			_, err := proto.Marshal(staticCRI(l.cntr, l.noImageID))
 			return nil, fmt.Errorf("failed to encode container %q: %w", l.cntr.ID, err)
 		}
 		statics[i] = s
@@ -255,8 +257,10 @@ func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
 }
 
 // staticCRI is the CRI Container of a container without its status.
-func staticCRI(cntr containerstore.Container) *runtime.Container {
-	return &runtime.Container{
+// containerd 2.2.7 leaves image_id empty (noImageID); the 1.6 model
+// fills it (README, deliberate differences).
+func staticCRI(cntr containerstore.Container, noImageID bool) *runtime.Container {
+	ct := &runtime.Container{
 		Id:           cntr.ID,
 		PodSandboxId: cntr.SandboxID,
 		Metadata:     cntr.Config.GetMetadata(),
@@ -266,12 +270,16 @@ func staticCRI(cntr containerstore.Container) *runtime.Container {
 		Labels:       cntr.Config.GetLabels(),
 		Annotations:  cntr.Config.GetAnnotations(),
 	}
+	if noImageID {
+		ct.ImageId = ""
+	}
+	return ct
 }
 
 // encodeStatic is staticCRI's wire encoding (map entries in key order), or
 // nil if it cannot be encoded.
-func encodeStatic(cntr containerstore.Container) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(staticCRI(cntr))
+func encodeStatic(cntr containerstore.Container, noImageID bool) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(staticCRI(cntr, noImageID))
 	if err != nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -19,6 +20,10 @@ func (c *criService) ContainerStatus(ctx context.Context, r *runtime.ContainerSt
 	if r.GetContainerId() == "" {
 		// containerd's text (its truncindex refuses the empty prefix); the
 		// code stays InvalidArgument (README).
+		if c.containerdV2() {
+			// 2.x's truncindex words it in lower case.
+			return nil, errInvalid(`an error occurred when try to find container "": prefix can't be empty`)
+		}
 		return nil, errInvalid(`an error occurred when try to find container "": Prefix can't be empty`)
 	}
 	cntr, err := c.containerStore.Get(r.GetContainerId())
@@ -90,6 +95,12 @@ func (c *criService) toCRIContainerStatus(cntr containerstore.Container, status 
 		LogPath:     cntr.LogPath,
 		Resources:   status.Resources,
 	}
+	if c.containerdV2() {
+		// 2.2.7 never fills image_id (1.6 predates it; the 1.6 model
+		// fills it, README) and reports the process user from the spec.
+		st.ImageId = ""
+		st.User = containerUser(cntr.Config)
+	}
 	if state == runtime.ContainerState_CONTAINER_RUNNING || state == runtime.ContainerState_CONTAINER_EXITED {
 		st.StartedAt = status.StartedAt
 	}
@@ -118,4 +129,24 @@ func (c *criService) toCRIContainerInfo(ctx context.Context, cntr containerstore
 		return nil, err
 	}
 	return map[string]string{"info": string(data)}, nil
+}
+
+// containerUser is containerd 2.x's toCRIContainerUser
+// (internal/cri/server/container_status_linux.go): the spec's
+// process.user, which WithUser and WithAdditionalGIDs made at create from
+// the security context and the image's /etc/passwd and /etc/group. The
+// fake has no image files: the uid and gid are the security context's (0
+// without one), and the groups are the primary gid, as WithAdditionalGIDs
+// always adds it, then the security context's supplemental groups.
+func containerUser(config *runtime.ContainerConfig) *runtime.ContainerUser {
+	sc := config.GetLinux().GetSecurityContext()
+	uid := sc.GetRunAsUser().GetValue()
+	gid := sc.GetRunAsGroup().GetValue()
+	groups := []int64{gid}
+	for _, g := range sc.GetSupplementalGroups() {
+		if !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	return &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{Uid: uid, Gid: gid, SupplementalGroups: groups}}
 }

@@ -13,14 +13,17 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/store/metadata"
 )
 
-// UpdateContainerResources is containerd 1.7's: everything happens inside
+// UpdateContainerResources is containerd 1.6's and 1.7's (with NRI off, its
+// 1.7 default): everything happens inside
 // the container's status UpdateSync, so the status write lock is held
 // across the spec write (a bbolt transaction), the shim's State (2 s cap)
 // and the shim's Update (the caller's deadline, nothing else), and then the
 // fsync of the status checkpoint. The source comment: "so that 1) no race
 // with container start, 2) no concurrent resource update to the same
 // container". Behind a shim Delete stuck in umount, this is what freezes
-// every reader of the container's status.
+// every reader of the container's status. containerd 2.x, where NRI is on
+// by default, first has NRI look the container up (nriContainer): its
+// task lookup waits out the shim's State cap before the lock is taken.
 func (c *criService) UpdateContainerResources(ctx context.Context, r *runtime.UpdateContainerResourcesRequest) (*runtime.UpdateContainerResourcesResponse, error) {
 	if r.GetContainerId() == "" {
 		return nil, errInvalid("container_id must not be empty")
@@ -33,6 +36,11 @@ func (c *criService) UpdateContainerResources(ctx context.Context, r *runtime.Up
 		return nil, fmt.Errorf("failed to find container: %w", err)
 	}
 	start := c.clock.Now()
+	if c.containerdV2() {
+		// 2.x (NRI on by default): NRI's UpdateContainerResources looks
+		// the container up before the status lock is taken.
+		c.nriContainer(cntr.ID)
+	}
 	if c.toggles.Enabled(faults.FixUpdateOutsideLock) {
 		err = c.updateResourcesOutsideLock(ctx, cntr, r)
 	} else {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/fakecontainerd/fakecontainerd/configs"
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/server/gogofmt"
 	"github.com/fakecontainerd/fakecontainerd/shim"
@@ -80,9 +81,13 @@ func (em *eventMonitor) stop() {
 	})
 }
 
-// eventString is an event as containerd 1.6 logs it (%+v of its gogo
-// type).
-func eventString(e any) string {
+// eventString is an event as containerd logs it: 1.6's %+v of its gogo
+// type; from 1.7 on the event types are protobuf-go's, and %+v is their
+// text form.
+func (c *criService) eventString(e any) string {
+	if m, ok := e.(proto.Message); ok && c.config.Plugins.Fake.ContainerdVersion != configs.ContainerdV16 {
+		return protoText(m)
+	}
 	switch e := e.(type) {
 	case *eventstypes.TaskExit:
 		return gogofmt.TaskExit(e.GetContainerID(), e.GetID(), e.GetPid(), e.GetExitStatus(), exitedAt(e))
@@ -120,12 +125,12 @@ func (em *eventMonitor) loop() {
 		case e := <-em.ch:
 			id := eventID(e)
 			if em.backOff.isInBackOff(id) {
-				em.c.log.WithField("id", id).Infof("Events for %q is in backoff, enqueue event %s", id, eventString(e))
+				em.c.log.WithField("id", id).Infof("Events for %q is in backoff, enqueue event %s", id, em.c.eventString(e))
 				em.backOff.enBackOff(id, e)
 				continue
 			}
 			if err := em.handleEvent(e); err != nil {
-				em.c.log.WithError(err).WithField("id", id).Errorf("Failed to handle event %s for %s", eventString(e), id)
+				em.c.log.WithError(err).WithField("id", id).Errorf("Failed to handle event %s for %s", em.c.eventString(e), id)
 				em.backOff.enBackOff(id, e)
 			}
 		case <-ticker.C:
@@ -133,7 +138,7 @@ func (em *eventMonitor) loop() {
 				q := em.backOff.deBackOff(id)
 				for i, e := range q.events {
 					if err := em.handleEvent(e); err != nil {
-						em.c.log.WithError(err).WithField("id", id).Errorf("Failed to handle backOff event %s for %s", eventString(e), id)
+						em.c.log.WithError(err).WithField("id", id).Errorf("Failed to handle backOff event %s for %s", em.c.eventString(e), id)
 						em.backOff.reBackOff(id, q.events[i:], q.duration)
 						break
 					}
@@ -152,7 +157,7 @@ func (em *eventMonitor) handleEvent(e any) error {
 	c := em.c
 	switch e := e.(type) {
 	case *eventstypes.TaskExit:
-		c.log.WithField("id", e.ID).Infof("TaskExit event %s", eventString(e))
+		c.log.WithField("id", e.ID).Infof("TaskExit event %s", c.eventString(e))
 		if cntr, err := c.containerStore.Get(e.ID); err == nil {
 			if err := c.handleContainerExit(ctx, e, cntr); err != nil {
 				return fmt.Errorf("failed to handle container TaskExit event: %w", err)
@@ -171,7 +176,7 @@ func (em *eventMonitor) handleEvent(e any) error {
 		}
 		return nil
 	case *eventstypes.TaskOOM:
-		c.log.WithField("id", e.ContainerID).Infof("TaskOOM event %s", eventString(e))
+		c.log.WithField("id", e.ContainerID).Infof("TaskOOM event %s", c.eventString(e))
 		cntr, err := c.containerStore.Get(e.ContainerID)
 		if err != nil {
 			if isNotFound(err) {
@@ -250,17 +255,30 @@ func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, k
 		e := &eventstypes.TaskExit{
 			ContainerID: id, ID: id, Pid: pid, ExitStatus: res.Code, ExitedAt: timestamppb.New(res.ExitedAt),
 		}
-		// Debug in containerd 1.6 and 1.7, info from 2.0.
-		em.c.log.WithField("id", id).Debugf("received exit event %s", eventString(e))
+		// Debug in containerd 1.6 (and 1.7.0), info in 1.7.30, info and
+		// naming the kind from 2.0.
+		switch em.c.config.Plugins.Fake.ContainerdVersion {
+		case configs.ContainerdV2:
+			em.c.log.WithField("id", id).Infof("received %s exit event %s", kindWords[kind], em.c.eventString(e))
+		case configs.ContainerdV17:
+			em.c.log.WithField("id", id).Infof("received exit event %s", em.c.eventString(e))
+		default:
+			em.c.log.WithField("id", id).Debugf("received exit event %s", em.c.eventString(e))
+		}
 		ctx, cancel := em.c.clock.WithTimeout(em.ctx, handleEventTimeout)
 		defer cancel()
 		if err := handle(ctx, e); err != nil {
-			em.c.log.WithError(err).WithField("id", id).Errorf("failed to handle %s TaskExit event %s", kind, eventString(e))
+			em.c.log.WithError(err).WithField("id", id).Errorf("failed to handle %s TaskExit event %s", kind, em.c.eventString(e))
 			em.backOff.enBackOff(id, e)
 		}
 	}()
 	return stopCh
 }
+
+// kindWords name an exit in 2.x's "received ... exit event" line
+// (internal/cri/server/events.go; a sandbox's is its podsandbox
+// controller's).
+var kindWords = map[string]string{"container": "container", "sandbox": "sandbox container"}
 
 // handleContainerExit is containerd's: delete the task (State, kill-wait,
 // State, shim Delete, all under the caller's 10 s deadline) and only then
@@ -289,7 +307,7 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 		if err := c.shims.DeleteTask(ctx, cntr.ID); err != nil && !isNotFound(err) {
 			return fmt.Errorf("failed to cleanup container %s in task-service: %w", cntr.ID, err)
 		}
-	} else if _, err := task.Delete(ctx, shim.WithProcessKill); err != nil {
+	} else if _, err := c.deleteExitedTask(ctx, task, cntr.ID); err != nil {
 		if !isNotFound(err) {
 			return fmt.Errorf("failed to stop container: %w", err)
 		}
@@ -315,6 +333,18 @@ func (c *criService) handleContainerExit(ctx context.Context, e *eventstypes.Tas
 	cntr.Stop()
 	c.generateAndSendContainerEvent(ctx, cntr.ID, cntr.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	return nil
+}
+
+// deleteExitedTask is handleContainerExit's task.Delete with
+// WithProcessKill; in 2.x also with NRI's WithContainerExit, which runs
+// first inside Delete and describes the container to NRI (nriContainer,
+// a task lookup: on a retry behind a shim stuck in Delete, one State that
+// waits out its 2 s cap).
+func (c *criService) deleteExitedTask(ctx context.Context, task *shim.Task, id string) (*shim.ExitStatus, error) {
+	if c.containerdV2() {
+		c.nriContainer(id)
+	}
+	return task.Delete(ctx, shim.WithProcessKill)
 }
 
 // stoppingStateFix reports whether either Stopping-state fix is on.

@@ -72,8 +72,14 @@ func instrument[Req any, Resp any](in *instrumentedService, ctx context.Context,
 	}
 	cost := in.c.clock.Since(start)
 	if err != nil {
-		log.WithError(err).WithField("cost", cost).Error(texts.failed(req))
 		gerr := toGRPC(err)
+		if c.containerdV2() {
+			// 2.x logs the error after errgrpc.ToGRPC made it a status
+			// ("rpc error: code = Unknown desc = ...").
+			log.WithError(gerr).WithField("cost", cost).Error(texts.failed(req))
+		} else {
+			log.WithError(err).WithField("cost", cost).Error(texts.failed(req))
+		}
 		c.metrics.observeCRI(method, status.Code(gerr), cost)
 		var zero Resp
 		return zero, gerr
@@ -85,8 +91,15 @@ func instrument[Req any, Resp any](in *instrumentedService, ctx context.Context,
 	return resp, nil
 }
 
-// g is a message as containerd 1.6's %+v prints it.
-func g(m proto.Message) string { return gogofmt.String(m) }
+// g is a message as containerd prints it with %+v: 1.6's (and 1.7's)
+// gogo String() form, or 2.x's protobuf text form ("cpu_shares:512"),
+// "<nil>" for none.
+func (in *instrumentedService) g(m proto.Message) string {
+	if in.c.containerdV2() {
+		return protoText(m)
+	}
+	return gogofmt.String(m)
+}
 
 func (in *instrumentedService) Version(ctx context.Context, r *runtime.VersionRequest) (*runtime.VersionResponse, error) {
 	return instrument(in, ctx, "Version", "", r, callLog[*runtime.VersionRequest, *runtime.VersionResponse]{
@@ -96,7 +109,7 @@ func (in *instrumentedService) Version(ctx context.Context, r *runtime.VersionRe
 		},
 		failed: func(*runtime.VersionRequest) string { return "Version failed" },
 		ok: func(_ *runtime.VersionRequest, res *runtime.VersionResponse) string {
-			return "Version returns " + g(res)
+			return "Version returns " + in.g(res)
 		},
 	}, in.c.Version)
 }
@@ -107,7 +120,7 @@ func (in *instrumentedService) Status(ctx context.Context, r *runtime.StatusRequ
 		enter:  func(*runtime.StatusRequest) string { return "Status" },
 		failed: func(*runtime.StatusRequest) string { return "Status failed" },
 		ok: func(_ *runtime.StatusRequest, res *runtime.StatusResponse) string {
-			return "Status returns status " + g(res.GetStatus())
+			return "Status returns status " + in.g(res.GetStatus())
 		},
 	}, in.c.Status)
 }
@@ -119,7 +132,7 @@ func (in *instrumentedService) RuntimeConfig(ctx context.Context, r *runtime.Run
 		enter:  func(*runtime.RuntimeConfigRequest) string { return "RuntimeConfig" },
 		failed: func(*runtime.RuntimeConfigRequest) string { return "RuntimeConfig failed" },
 		ok: func(_ *runtime.RuntimeConfigRequest, res *runtime.RuntimeConfigResponse) string {
-			return "RuntimeConfig returns config " + g(res)
+			return "RuntimeConfig returns config " + in.g(res)
 		},
 	}, in.c.RuntimeConfig)
 }
@@ -128,7 +141,7 @@ func (in *instrumentedService) UpdateRuntimeConfig(ctx context.Context, r *runti
 	return instrument(in, ctx, "UpdateRuntimeConfig", "", r, callLog[*runtime.UpdateRuntimeConfigRequest, *runtime.UpdateRuntimeConfigResponse]{
 		level: logrus.DebugLevel,
 		enter: func(r *runtime.UpdateRuntimeConfigRequest) string {
-			return "UpdateRuntimeConfig with config " + g(r.GetRuntimeConfig())
+			return "UpdateRuntimeConfig with config " + in.g(r.GetRuntimeConfig())
 		},
 		failed: func(*runtime.UpdateRuntimeConfigRequest) string { return "UpdateRuntimeConfig failed" },
 		ok: func(*runtime.UpdateRuntimeConfigRequest, *runtime.UpdateRuntimeConfigResponse) string {
@@ -141,13 +154,13 @@ func (in *instrumentedService) RunPodSandbox(ctx context.Context, r *runtime.Run
 	return instrument(in, ctx, "RunPodSandbox", "", r, callLog[*runtime.RunPodSandboxRequest, *runtime.RunPodSandboxResponse]{
 		level: logrus.InfoLevel,
 		enter: func(r *runtime.RunPodSandboxRequest) string {
-			return "RunPodSandbox for " + g(r.GetConfig().GetMetadata())
+			return "RunPodSandbox for " + in.g(r.GetConfig().GetMetadata())
 		},
 		failed: func(r *runtime.RunPodSandboxRequest) string {
-			return "RunPodSandbox for " + g(r.GetConfig().GetMetadata()) + " failed, error"
+			return "RunPodSandbox for " + in.g(r.GetConfig().GetMetadata()) + " failed, error"
 		},
 		ok: func(r *runtime.RunPodSandboxRequest, res *runtime.RunPodSandboxResponse) string {
-			return fmt.Sprintf("RunPodSandbox for %s returns sandbox id %q", g(r.GetConfig().GetMetadata()), res.GetPodSandboxId())
+			return fmt.Sprintf("RunPodSandbox for %s returns sandbox id %q", in.g(r.GetConfig().GetMetadata()), res.GetPodSandboxId())
 		},
 	}, in.c.RunPodSandbox)
 }
@@ -195,15 +208,17 @@ func (in *instrumentedService) RemovePodSandbox(ctx context.Context, r *runtime.
 func (in *instrumentedService) PodSandboxStatus(ctx context.Context, r *runtime.PodSandboxStatusRequest) (*runtime.PodSandboxStatusResponse, error) {
 	texts := sandboxCall[*runtime.PodSandboxStatusRequest, *runtime.PodSandboxStatusResponse]("PodSandboxStatus", logrus.TraceLevel)
 	texts.ok = func(r *runtime.PodSandboxStatusRequest, res *runtime.PodSandboxStatusResponse) string {
-		return fmt.Sprintf("PodSandboxStatus for %q returns status %s", r.GetPodSandboxId(), g(res.GetStatus()))
+		return fmt.Sprintf("PodSandboxStatus for %q returns status %s", r.GetPodSandboxId(), in.g(res.GetStatus()))
 	}
 	return instrument(in, ctx, "PodSandboxStatus", r.GetPodSandboxId(), r, texts, in.c.PodSandboxStatus)
 }
 
 func (in *instrumentedService) ListPodSandbox(ctx context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	return instrument(in, ctx, "ListPodSandbox", "", r, callLog[*runtime.ListPodSandboxRequest, *runtime.ListPodSandboxResponse]{
-		level:  logrus.TraceLevel,
-		enter:  func(r *runtime.ListPodSandboxRequest) string { return "ListPodSandbox with filter " + g(r.GetFilter()) },
+		level: logrus.TraceLevel,
+		enter: func(r *runtime.ListPodSandboxRequest) string {
+			return "ListPodSandbox with filter " + in.g(r.GetFilter())
+		},
 		failed: func(*runtime.ListPodSandboxRequest) string { return "ListPodSandbox failed" },
 		ok: func(_ *runtime.ListPodSandboxRequest, res *runtime.ListPodSandboxResponse) string {
 			return "ListPodSandbox returns pod sandboxes " + gogofmt.Slice(res.GetItems()).String()
@@ -215,14 +230,14 @@ func (in *instrumentedService) CreateContainer(ctx context.Context, r *runtime.C
 	return instrument(in, ctx, "CreateContainer", r.GetPodSandboxId(), r, callLog[*runtime.CreateContainerRequest, *runtime.CreateContainerResponse]{
 		level: logrus.InfoLevel,
 		enter: func(r *runtime.CreateContainerRequest) string {
-			return fmt.Sprintf("CreateContainer within sandbox %q for container %s", r.GetPodSandboxId(), g(r.GetConfig().GetMetadata()))
+			return fmt.Sprintf("CreateContainer within sandbox %q for container %s", r.GetPodSandboxId(), in.g(r.GetConfig().GetMetadata()))
 		},
 		failed: func(r *runtime.CreateContainerRequest) string {
-			return fmt.Sprintf("CreateContainer within sandbox %q for %s failed", r.GetPodSandboxId(), g(r.GetConfig().GetMetadata()))
+			return fmt.Sprintf("CreateContainer within sandbox %q for %s failed", r.GetPodSandboxId(), in.g(r.GetConfig().GetMetadata()))
 		},
 		ok: func(r *runtime.CreateContainerRequest, res *runtime.CreateContainerResponse) string {
 			return fmt.Sprintf("CreateContainer within sandbox %q for %s returns container id %q",
-				r.GetPodSandboxId(), g(r.GetConfig().GetMetadata()), res.GetContainerId())
+				r.GetPodSandboxId(), in.g(r.GetConfig().GetMetadata()), res.GetContainerId())
 		},
 	}, in.c.CreateContainer)
 }
@@ -248,12 +263,14 @@ func (in *instrumentedService) RemoveContainer(ctx context.Context, r *runtime.R
 func (in *instrumentedService) ListContainers(ctx context.Context, r *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	return instrument(in, ctx, "ListContainers", "", r, callLog[*runtime.ListContainersRequest, *runtime.ListContainersResponse]{
 		level: logrus.TraceLevel,
-		enter: func(r *runtime.ListContainersRequest) string { return "ListContainers with filter " + g(r.GetFilter()) },
+		enter: func(r *runtime.ListContainersRequest) string {
+			return "ListContainers with filter " + in.g(r.GetFilter())
+		},
 		failed: func(r *runtime.ListContainersRequest) string {
-			return "ListContainers with filter " + g(r.GetFilter()) + " failed"
+			return "ListContainers with filter " + in.g(r.GetFilter()) + " failed"
 		},
 		ok: func(r *runtime.ListContainersRequest, res *runtime.ListContainersResponse) string {
-			return "ListContainers with filter " + g(r.GetFilter()) + " returns containers " + gogofmt.Slice(listedContainers(res)).String()
+			return "ListContainers with filter " + in.g(r.GetFilter()) + " returns containers " + gogofmt.Slice(listedContainers(res)).String()
 		},
 	}, in.c.ListContainers)
 }
@@ -272,7 +289,7 @@ func (in *instrumentedService) encodedLists(ctx context.Context, req any, info *
 func (in *instrumentedService) ContainerStatus(ctx context.Context, r *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
 	texts := containerCall[*runtime.ContainerStatusRequest, *runtime.ContainerStatusResponse]("ContainerStatus", logrus.TraceLevel)
 	texts.ok = func(r *runtime.ContainerStatusRequest, res *runtime.ContainerStatusResponse) string {
-		return fmt.Sprintf("ContainerStatus for %q returns status %s", r.GetContainerId(), g(res.GetStatus()))
+		return fmt.Sprintf("ContainerStatus for %q returns status %s", r.GetContainerId(), in.g(res.GetStatus()))
 	}
 	return instrument(in, ctx, "ContainerStatus", r.GetContainerId(), r, texts, in.c.ContainerStatus)
 }
@@ -280,7 +297,7 @@ func (in *instrumentedService) ContainerStatus(ctx context.Context, r *runtime.C
 func (in *instrumentedService) UpdateContainerResources(ctx context.Context, r *runtime.UpdateContainerResourcesRequest) (*runtime.UpdateContainerResourcesResponse, error) {
 	texts := containerCall[*runtime.UpdateContainerResourcesRequest, *runtime.UpdateContainerResourcesResponse]("UpdateContainerResources", logrus.InfoLevel)
 	texts.enter = func(r *runtime.UpdateContainerResourcesRequest) string {
-		return fmt.Sprintf("UpdateContainerResources for %q with Linux: %s / Windows: %s", r.GetContainerId(), g(r.GetLinux()), g(r.GetWindows()))
+		return fmt.Sprintf("UpdateContainerResources for %q with Linux: %s / Windows: %s", r.GetContainerId(), in.g(r.GetLinux()), in.g(r.GetWindows()))
 	}
 	return instrument(in, ctx, "UpdateContainerResources", r.GetContainerId(), r, texts, in.c.UpdateContainerResources)
 }
@@ -304,7 +321,7 @@ func (in *instrumentedService) ExecSync(ctx context.Context, r *runtime.ExecSync
 func (in *instrumentedService) ContainerStats(ctx context.Context, r *runtime.ContainerStatsRequest) (*runtime.ContainerStatsResponse, error) {
 	texts := containerCall[*runtime.ContainerStatsRequest, *runtime.ContainerStatsResponse]("ContainerStats", logrus.DebugLevel)
 	texts.ok = func(r *runtime.ContainerStatsRequest, res *runtime.ContainerStatsResponse) string {
-		return fmt.Sprintf("ContainerStats for %q returns stats %s", r.GetContainerId(), g(res.GetStats()))
+		return fmt.Sprintf("ContainerStats for %q returns stats %s", r.GetContainerId(), in.g(res.GetStats()))
 	}
 	return instrument(in, ctx, "ContainerStats", r.GetContainerId(), r, texts, in.c.ContainerStats)
 }
@@ -313,7 +330,7 @@ func (in *instrumentedService) ListContainerStats(ctx context.Context, r *runtim
 	return instrument(in, ctx, "ListContainerStats", "", r, callLog[*runtime.ListContainerStatsRequest, *runtime.ListContainerStatsResponse]{
 		level: logrus.TraceLevel,
 		enter: func(r *runtime.ListContainerStatsRequest) string {
-			return "ListContainerStats with filter " + g(r.GetFilter())
+			return "ListContainerStats with filter " + in.g(r.GetFilter())
 		},
 		failed: func(*runtime.ListContainerStatsRequest) string { return "ListContainerStats failed" },
 		ok: func(_ *runtime.ListContainerStatsRequest, res *runtime.ListContainerStatsResponse) string {
@@ -325,7 +342,7 @@ func (in *instrumentedService) ListContainerStats(ctx context.Context, r *runtim
 func (in *instrumentedService) PodSandboxStats(ctx context.Context, r *runtime.PodSandboxStatsRequest) (*runtime.PodSandboxStatsResponse, error) {
 	texts := sandboxCall[*runtime.PodSandboxStatsRequest, *runtime.PodSandboxStatsResponse]("PodSandboxStats", logrus.DebugLevel)
 	texts.ok = func(r *runtime.PodSandboxStatsRequest, res *runtime.PodSandboxStatsResponse) string {
-		return fmt.Sprintf("PodSandboxStats for %q returns stats %s", r.GetPodSandboxId(), g(res.GetStats()))
+		return fmt.Sprintf("PodSandboxStats for %q returns stats %s", r.GetPodSandboxId(), in.g(res.GetStats()))
 	}
 	return instrument(in, ctx, "PodSandboxStats", r.GetPodSandboxId(), r, texts, in.c.PodSandboxStats)
 }
@@ -334,7 +351,7 @@ func (in *instrumentedService) ListPodSandboxStats(ctx context.Context, r *runti
 	return instrument(in, ctx, "ListPodSandboxStats", "", r, callLog[*runtime.ListPodSandboxStatsRequest, *runtime.ListPodSandboxStatsResponse]{
 		level: logrus.TraceLevel,
 		enter: func(r *runtime.ListPodSandboxStatsRequest) string {
-			return "ListPodSandboxStats with filter " + g(r.GetFilter())
+			return "ListPodSandboxStats with filter " + in.g(r.GetFilter())
 		},
 		failed: func(*runtime.ListPodSandboxStatsRequest) string { return "ListPodSandboxStats failed" },
 		ok: func(_ *runtime.ListPodSandboxStatsRequest, res *runtime.ListPodSandboxStatsResponse) string {
@@ -401,7 +418,7 @@ func (in *instrumentedService) ImageStatus(ctx context.Context, r *runtime.Image
 			return fmt.Sprintf("ImageStatus for %q failed", r.GetImage().GetImage())
 		},
 		ok: func(r *runtime.ImageStatusRequest, res *runtime.ImageStatusResponse) string {
-			return fmt.Sprintf("ImageStatus for %q returns image status %s", r.GetImage().GetImage(), g(res.GetImage()))
+			return fmt.Sprintf("ImageStatus for %q returns image status %s", r.GetImage().GetImage(), in.g(res.GetImage()))
 		},
 	}, in.c.ImageStatus)
 }
@@ -409,12 +426,12 @@ func (in *instrumentedService) ImageStatus(ctx context.Context, r *runtime.Image
 func (in *instrumentedService) ListImages(ctx context.Context, r *runtime.ListImagesRequest) (*runtime.ListImagesResponse, error) {
 	return instrument(in, ctx, "ListImages", "", r, callLog[*runtime.ListImagesRequest, *runtime.ListImagesResponse]{
 		level: logrus.TraceLevel,
-		enter: func(r *runtime.ListImagesRequest) string { return "ListImages with filter " + g(r.GetFilter()) },
+		enter: func(r *runtime.ListImagesRequest) string { return "ListImages with filter " + in.g(r.GetFilter()) },
 		failed: func(r *runtime.ListImagesRequest) string {
-			return "ListImages with filter " + g(r.GetFilter()) + " failed"
+			return "ListImages with filter " + in.g(r.GetFilter()) + " failed"
 		},
 		ok: func(r *runtime.ListImagesRequest, res *runtime.ListImagesResponse) string {
-			return "ListImages with filter " + g(r.GetFilter()) + " returns image list " + gogofmt.Slice(res.GetImages()).String()
+			return "ListImages with filter " + in.g(r.GetFilter()) + " returns image list " + gogofmt.Slice(res.GetImages()).String()
 		},
 	}, in.c.ListImages)
 }
@@ -448,4 +465,15 @@ func (c *criService) timing(method, id string, cost time.Duration, format string
 		fields["id"] = id
 	}
 	c.log.WithFields(fields).Debugf(format+" cost %s", append(args, cost)...)
+}
+
+// UpdatePodSandboxResources is in the CRI from v0.33; containerd 2.x
+// answers errdefs.ErrNotImplemented through errgrpc ("not implemented",
+// Unimplemented) without logging; 1.6 and 1.7 have no such method (gRPC's
+// own Unimplemented).
+func (in *instrumentedService) UpdatePodSandboxResources(ctx context.Context, r *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
+	if in.c.containerdV2() {
+		return nil, status.Error(codes.Unimplemented, "not implemented")
+	}
+	return in.UnimplementedRuntimeServiceServer.UpdatePodSandboxResources(ctx, r)
 }

@@ -52,6 +52,9 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 	}
 	if h := r.GetRuntimeHandler(); h != "" {
 		if _, ok := c.config.Plugins.CRI.Containerd.Runtimes[h]; !ok {
+			if c.containerdV2() {
+				return nil, errInvalid("unable to get OCI runtime for sandbox %q: no runtime for %q is configured", id, h)
+			}
 			return nil, errInvalid("failed to get sandbox runtime: no runtime for %q is configured", h)
 		}
 	}

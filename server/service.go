@@ -231,6 +231,8 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	}
 	shimCfg.Calls = c.shimCallObserver()
 	shimCfg.Unmounted = c.unmountObserver(o.Timeline)
+	shimCfg.ContainerdV2 = fake.ContainerdVersion == configs.ContainerdV2
+	shimCfg.PidFromState = fake.ContainerdVersion != configs.ContainerdV16
 	c.shims, err = shim.NewManager(shimCfg)
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ const (
 
 func (c *criService) Version(ctx context.Context, r *runtime.VersionRequest) (*runtime.VersionResponse, error) {
 	return &runtime.VersionResponse{
-		Version: kubeAPIVersion, RuntimeName: runtimeName, RuntimeVersion: Version, RuntimeApiVersion: runtimeAPIVersion,
+		Version: kubeAPIVersion, RuntimeName: runtimeName, RuntimeVersion: c.runtimeVersion(), RuntimeApiVersion: runtimeAPIVersion,
 	}, nil
 }
 
@@ -34,6 +34,16 @@ func (c *criService) Status(ctx context.Context, r *runtime.StatusRequest) (*run
 		{Type: runtime.RuntimeReady, Status: true},
 		{Type: runtime.NetworkReady, Status: true},
 	}}}
+	if c.containerdV2() {
+		// 2.x: the runtime's features (internal/cri/server/service.go
+		// sets supplemental_groups_policy) and the deprecation condition.
+		resp.Features = &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true}
+		cond, err := containerdHasNoDeprecationWarnings(hostCgroupV2())
+		if err != nil {
+			return nil, err
+		}
+		resp.Status.Conditions = append(resp.Status.Conditions, cond)
+	}
 	if r.GetVerbose() {
 		// containerd 1.6.20's keys (status.go): its CRI config as JSON,
 		// the Go version, the CNI config and its last load status. The

@@ -120,7 +120,7 @@ func (m *Manager) kernelCall(ctx context.Context, id, method string, req any) (R
 	}
 	var resp structpb.Struct
 	if err := t.shim.client.Call(ctx, kernelService, method, req, &resp); err != nil {
-		return Reaction{}, fromShim(err)
+		return Reaction{}, m.fromShim(err)
 	}
 	return decodeReaction(&resp)
 }

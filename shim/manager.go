@@ -59,6 +59,15 @@ type ManagerConfig struct {
 	// Unmounted, if set, is told every rootfs unmount of an in-process
 	// shim (metrics); a process-mode shim cannot report it.
 	Unmounted UnmountObserver
+	// ContainerdV2 converts shim errors as containerd 2.x does (an Unknown
+	// error keeps its message without ": unknown", fromShim) and logs a
+	// failed shim Delete at error level, as 2.x's runtime/v2 does.
+	ContainerdV2 bool
+	// PidFromState is containerd 1.7.30's and 2.x's client: a task loaded
+	// while its State failed has pid 0 (the tasks service's Get answers
+	// the zero state's pid), and WithProcessKill skips a task with pid 0
+	// (containerd #10441). 1.6 has no such skip.
+	PidFromState bool
 }
 
 // Manager is the daemon side of the shims, the counterpart of containerd's
@@ -153,7 +162,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOpts) (*Task, error) {
 	})
 	if err != nil {
 		os.RemoveAll(bundle)
-		return nil, fmt.Errorf("failed to create shim task: %w", fromShim(err))
+		return nil, fmt.Errorf("failed to create shim task: %w", m.fromShim(err))
 	}
 	t := &Task{id: o.ID, pid: resp.Pid, m: m, shim: sc}
 	m.mu.Lock()
@@ -198,8 +207,16 @@ func (m *Manager) Get(ctx context.Context, id string) (*Task, error) {
 	if !ok {
 		return nil, &shimError{code: codes.NotFound, msg: fmt.Sprintf("no running task found: task %s not found", id)}
 	}
-	if _, err := t.Status(ctx); err != nil {
+	st, err := t.Status(ctx)
+	if err != nil {
 		return nil, err
+	}
+	if m.cfg.PidFromState && st.Pid != t.pid {
+		// The task as loaded carries the pid its State gave: none when
+		// the State failed.
+		view := *t
+		view.pid = st.Pid
+		return &view, nil
 	}
 	return t, nil
 }
@@ -547,7 +564,7 @@ func (m *Manager) DeleteTask(ctx context.Context, id string) error {
 		return &shimError{code: codes.NotFound, msg: fmt.Sprintf("task %s: not found", id)}
 	}
 	_, err := t.shim.task.Delete(ctx, &taskAPI.DeleteRequest{ID: id})
-	if err = fromShim(err); err != nil && !IsNotFound(err) {
+	if err = m.fromShim(err); err != nil && !IsNotFound(err) {
 		return fmt.Errorf("failed to delete task: %w", err)
 	}
 	m.removeTask(id)

@@ -90,6 +90,19 @@ var codeWords = map[codes.Code]string{
 	codes.Unimplemented:      "not implemented",
 }
 
+// fromShim is fromShim below as the daemon this manager models converts:
+// containerd 2.x's errgrpc.ToNative keeps an Unknown error's bare message
+// ("cannot update a deleted process", "context deadline exceeded"), where
+// 1.6's errdefs.FromGRPC appends ": unknown".
+func (m *Manager) fromShim(err error) error {
+	err = fromShim(err)
+	var se *shimError
+	if m.cfg.ContainerdV2 && errors.As(err, &se) && se.code == codes.Unknown {
+		se.msg = strings.TrimSuffix(se.msg, ": unknown")
+	}
+	return err
+}
+
 // fromShim maps a ttrpc error to what containerd's daemon sees. A closed
 // connection is NotFound, as in runtime/v2's shim.go; the bare context
 // error the ttrpc client returns when the deadline passes is Unknown.
@@ -128,14 +141,18 @@ func (t *Task) Status(ctx context.Context) (TaskState, error) {
 	resp, err := t.shim.task.State(sctx, &taskAPI.StateRequest{ID: t.id})
 	done()
 	if err != nil {
-		err = fromShim(err)
+		err = t.m.fromShim(err)
 		if c := status.Code(err); c == codes.NotFound || c == codes.Unavailable {
 			return TaskState{}, err
 		}
 		log := t.m.cfg.Log.WithError(err).WithField("id", t.id)
 		log.Errorf("get state for %s", t.id)
 		log.WithField("status", 0).Warn("unknown status")
-		return TaskState{Status: task.Status_UNKNOWN, Pid: t.pid}, nil
+		pid := t.pid
+		if t.m.cfg.PidFromState {
+			pid = 0
+		}
+		return TaskState{Status: task.Status_UNKNOWN, Pid: pid}, nil
 	}
 	st := TaskState{Status: resp.Status, Pid: resp.Pid, ExitStatus: resp.ExitStatus}
 	if resp.ExitedAt != nil {
@@ -148,14 +165,14 @@ func (t *Task) Status(ctx context.Context) (TaskState, error) {
 func (t *Task) Start(ctx context.Context) error {
 	defer t.track("Start")()
 	_, err := t.shim.task.Start(ctx, &taskAPI.StartRequest{ID: t.id})
-	return fromShim(err)
+	return t.m.fromShim(err)
 }
 
 // Kill signals the task's init.
 func (t *Task) Kill(ctx context.Context, sig syscall.Signal) error {
 	defer t.track("Kill")()
 	_, err := t.shim.task.Kill(ctx, &taskAPI.KillRequest{ID: t.id, Signal: uint32(sig), All: true})
-	return fromShim(err)
+	return t.m.fromShim(err)
 }
 
 // Wait returns a channel that receives the exit. Like containerd's client
@@ -176,7 +193,7 @@ func (t *Task) Wait(ctx context.Context) (<-chan ExitStatus, error) {
 func (t *Task) WaitExit(ctx context.Context) ExitStatus {
 	resp, err := t.shim.task.Wait(ctx, &taskAPI.WaitRequest{ID: t.id})
 	if err != nil {
-		return ExitStatus{Code: UnknownExitStatus, ExitedAt: t.m.cfg.Clock.Now(), Err: fromShim(err)}
+		return ExitStatus{Code: UnknownExitStatus, ExitedAt: t.m.cfg.Clock.Now(), Err: t.m.fromShim(err)}
 	}
 	return ExitStatus{Code: resp.ExitStatus, ExitedAt: resp.ExitedAt.AsTime()}
 }
@@ -196,14 +213,14 @@ func (t *Task) Update(ctx context.Context, r *specs.LinuxResources) error {
 	_, err = t.shim.task.Update(ctx, &taskAPI.UpdateTaskRequest{
 		ID: t.id, Resources: &anypb.Any{TypeUrl: ResourcesTypeURL, Value: data},
 	})
-	return fromShim(err)
+	return t.m.fromShim(err)
 }
 
 // Stats returns the task's synthetic metrics.
 func (t *Task) Stats(ctx context.Context) (*Metrics, error) {
 	resp, err := t.shim.task.Stats(ctx, &taskAPI.StatsRequest{ID: t.id})
 	if err != nil {
-		return nil, fromShim(err)
+		return nil, t.m.fromShim(err)
 	}
 	var m Metrics
 	if err := json.Unmarshal(resp.Stats.GetValue(), &m); err != nil {
@@ -219,6 +236,11 @@ type DeleteOpt func(ctx context.Context, t *Task) error
 // before the delete, as containerd.WithProcessKill does. Its Kill takes the
 // shim's process lock.
 func WithProcessKill(ctx context.Context, t *Task) error {
+	if t.m.cfg.PidFromState && t.pid == 0 {
+		// 1.7.30 and 2.x: "Skip killing tasks with PID 0" (#10441); the
+		// task was loaded while its shim's State failed.
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	exitCh, err := t.Wait(ctx)
@@ -279,8 +301,12 @@ func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, erro
 		// containerd logs the shim's error as ttrpc gave it, before
 		// errdefs.FromGRPC appends the code's word ("context deadline
 		// exceeded", not "...: unknown").
-		t.m.cfg.Log.WithError(err).WithField("id", t.id).Debug("failed to delete task")
-		err = fromShim(err)
+		level := logrus.DebugLevel
+		if t.m.cfg.ContainerdV2 {
+			level = logrus.ErrorLevel
+		}
+		t.m.cfg.Log.WithError(err).WithField("id", t.id).Log(level, "failed to delete task")
+		err = t.m.fromShim(err)
 		if !IsNotFound(err) {
 			return nil, fmt.Errorf("failed to delete task: %w", err)
 		}

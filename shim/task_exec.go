@@ -40,7 +40,7 @@ func (t *Task) Exec(ctx context.Context, o ExecOpts) (*Process, error) {
 		Spec: &anypb.Any{TypeUrl: ProcessSpecTypeURL, Value: data},
 	})
 	if err != nil {
-		return nil, fromShim(err)
+		return nil, t.m.fromShim(err)
 	}
 	return &Process{t: t, id: o.ID}, nil
 }
@@ -53,7 +53,7 @@ func (p *Process) Start(ctx context.Context) error {
 	defer p.t.track("Start")()
 	resp, err := p.t.shim.task.Start(ctx, &taskAPI.StartRequest{ID: p.t.id, ExecID: p.id})
 	if err != nil {
-		return fromShim(err)
+		return p.t.m.fromShim(err)
 	}
 	p.pid = resp.Pid
 	return nil
@@ -66,7 +66,7 @@ func (p *Process) Wait(ctx context.Context) (<-chan ExitStatus, error) {
 		defer close(ch)
 		resp, err := p.t.shim.task.Wait(ctx, &taskAPI.WaitRequest{ID: p.t.id, ExecID: p.id})
 		if err != nil {
-			ch <- ExitStatus{Code: UnknownExitStatus, ExitedAt: p.t.m.cfg.Clock.Now(), Err: fromShim(err)}
+			ch <- ExitStatus{Code: UnknownExitStatus, ExitedAt: p.t.m.cfg.Clock.Now(), Err: p.t.m.fromShim(err)}
 			return
 		}
 		ch <- ExitStatus{Code: resp.ExitStatus, ExitedAt: resp.ExitedAt.AsTime()}
@@ -78,7 +78,7 @@ func (p *Process) Wait(ctx context.Context) (<-chan ExitStatus, error) {
 func (p *Process) Kill(ctx context.Context, sig syscall.Signal) error {
 	defer p.t.track("Kill")()
 	_, err := p.t.shim.task.Kill(ctx, &taskAPI.KillRequest{ID: p.t.id, ExecID: p.id, Signal: uint32(sig)})
-	return fromShim(err)
+	return p.t.m.fromShim(err)
 }
 
 // Delete removes the exec, killing it first if it still runs (containerd's
@@ -94,7 +94,7 @@ func (p *Process) Delete(ctx context.Context) (*ExitStatus, error) {
 	defer p.t.track("Delete")()
 	resp, err := p.t.shim.task.Delete(ctx, &taskAPI.DeleteRequest{ID: p.t.id, ExecID: p.id})
 	if err != nil {
-		return nil, fromShim(err)
+		return nil, p.t.m.fromShim(err)
 	}
 	return &ExitStatus{Code: resp.ExitStatus, ExitedAt: resp.ExitedAt.AsTime()}, nil
 }

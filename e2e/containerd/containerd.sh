@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# A private containerd 1.6 for the differential suite (e2e/containerd).
+# A private containerd for the differential suite (e2e/containerd): Debian's
+# 1.6, or the build $CONTAINERD names (build-containerd.sh makes a 2.x one),
+# with the shim and ctr beside it.
 #
 #   containerd.sh install      apt-get Debian's containerd, runc, strace, busybox-static if missing
 #   containerd.sh start DIR    write DIR/config.toml, start containerd on DIR/containerd.sock
@@ -20,6 +22,17 @@ BUSYBOX_IMAGE=docker.io/library/busybox:latest
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 
 die() { echo "containerd.sh: $*" >&2; exit 1; }
+
+# $CONTAINERD names another containerd build (a 2.x one, say): its shim
+# and ctr are the ones beside it, first on PATH, since containerd looks the
+# shim up on PATH and a 2.x daemon must not run Debian's 1.6 shim.
+if [ -n "${CONTAINERD:-}" ]; then
+	CONTAINERD=$(readlink -f "$CONTAINERD")
+	[ -x "$CONTAINERD" ] || die "CONTAINERD=$CONTAINERD is not an executable"
+	bindir=$(dirname "$CONTAINERD")
+	[ -x "$bindir/containerd-shim-runc-v2" ] || die "no containerd-shim-runc-v2 beside $CONTAINERD"
+	export PATH=$bindir:$PATH
+fi
 
 install() {
 	local missing=()

@@ -77,27 +77,46 @@ func TestCompareNormalised(t *testing.T) {
 
 func TestDeliberateCovers(t *testing.T) {
 	for _, tc := range []struct {
-		step, field string
-		want        bool
+		release, step, field string
+		want                 bool
 	}{
-		{"runp same name (conflict)", "code", true},
-		{"runp same name (conflict)", "error", false},
-		{"stop missing", "code", true},
-		{"start missing", "code", false},
-		{"inspect (running)", "status.image_id", true},
-		{"inspect (running)", "status.state", false},
-		{"pull empty reference", "code", true},
-		{"pull empty reference", "error", false},
+		{"1.6", "runp same name (conflict)", "code", true},
+		{"2.x", "runp same name (conflict)", "code", true},
+		{"1.6", "runp same name (conflict)", "error", false},
+		{"1.6", "stop missing", "code", true},
+		{"1.7", "stop missing", "code", true},
+		// 2.0 made stops idempotent, as the fake: no longer deliberate.
+		{"2.x", "stop missing", "code", false},
+		{"1.6", "start missing", "code", false},
+		{"1.6", "inspect (running)", "status.image_id", true},
+		{"2.x", "inspect (running)", "status.image_id", false},
+		{"1.6", "inspect (running)", "status.state", false},
+		{"1.6", "pull empty reference", "code", true},
+		{"1.6", "pull empty reference", "error", false},
+		{"1.6", "runtime config", "code", true},
+		{"1.7", "runtime config", "code", true},
+		{"2.x", "runtime config", "code", false},
 	} {
 		got := false
 		for _, d := range deliberates {
-			if d.covers(tc.step, tc.field) {
+			if d.covers(tc.release, tc.step, tc.field) {
 				got = true
 				break
 			}
 		}
 		if got != tc.want {
-			t.Errorf("%s / %s: deliberate %v, want %v", tc.step, tc.field, got, tc.want)
+			t.Errorf("%s: %s / %s: deliberate %v, want %v", tc.release, tc.step, tc.field, got, tc.want)
+		}
+	}
+}
+
+func TestReleaseOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"1.6.20~ds1": "1.6", "v1.6.20": "1.6", "1.7.30": "1.7", "v1.7.0-rc.1": "1.7",
+		"2.2.7+unknown": "2.x", "v2.0.0": "2.x", "2.1.4": "2.x", "": "",
+	} {
+		if got := releaseOf(in); got != want {
+			t.Errorf("releaseOf(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

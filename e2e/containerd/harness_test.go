@@ -36,6 +36,9 @@ type runtime struct {
 	logs string // the test's log directory (kept)
 	// version is "containerd 1.6.20~ds1" as Version answers, for tables.
 	version string
+	// release is the containerd line: the real one's from its version,
+	// the fake's its containerd_version ("1.6", "1.7", "2.x").
+	release string
 	rt      internalapi.RuntimeService
 	img     internalapi.ImageManagerService
 	// admin runs `fakecontainerd <verb...> --address sock <args>` (fake
@@ -90,6 +93,9 @@ func (r *runtime) connect(t *testing.T) {
 	r.rt, r.img = rt, img
 	if v, err := rt.Version(ctx, "v1"); err == nil {
 		r.version = v.GetRuntimeName() + " " + v.GetRuntimeVersion()
+		if r.release == "" {
+			r.release = releaseOf(v.GetRuntimeVersion())
+		}
 	}
 	t.Cleanup(func() {
 		_ = rt.Close(context.Background())
@@ -178,20 +184,50 @@ func fakeBinary(t *testing.T) string {
 	return abs
 }
 
+// releaseOf is the containerd line of a Version answer's runtime version
+// ("1.6.20~ds1" -> "1.6", "2.2.7+unknown" -> "2.x", "v1.7.30" -> "1.7"),
+// the value of the fake's containerd_version that models it.
+func releaseOf(version string) string {
+	v := strings.TrimPrefix(version, "v")
+	switch {
+	case v == "":
+		return ""
+	case v[0] >= '2' && v[0] <= '9' && (len(v) == 1 || v[1] == '.'):
+		return "2.x"
+	case strings.HasPrefix(v, "1.7.") || v == "1.7":
+		return "1.7"
+	}
+	return "1.6"
+}
+
+// fakeRelease is the containerd_version the fake runs with against real:
+// $FAKE_CONTAINERD_VERSION, or the real containerd's own line.
+func fakeRelease(real *runtime) string {
+	if v := os.Getenv("FAKE_CONTAINERD_VERSION"); v != "" {
+		return v
+	}
+	return real.release
+}
+
 // startFake serves bin/fakecontainerd on its own root and state with the
 // embedded default config (whose sandbox_image is the pause image
-// containerd.sh imports) and pulls the two images containerd has
-// imported, offline as every fake pull is.
-func startFake(t *testing.T, logs string, extra ...string) *runtime {
+// containerd.sh imports) and containerd_version = release, and pulls the
+// two images containerd has imported, offline as every fake pull is.
+func startFake(t *testing.T, logs, release string, extra ...string) *runtime {
 	t.Helper()
 	bin := fakeBinary(t)
 	dir := shortTemp(t, "fcdf")
-	r := &runtime{name: "fakecontainerd", dir: dir, logs: logs, sock: filepath.Join(dir, "cri.sock"), log: filepath.Join(dir, "fakecontainerd.log")}
+	r := &runtime{name: "fakecontainerd", dir: dir, logs: logs, sock: filepath.Join(dir, "cri.sock"), log: filepath.Join(dir, "fakecontainerd.log"), release: release}
 	logFile, err := os.Create(r.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--address", r.sock, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--log-level", "debug"}, extra...)
+	// Every key the file leaves out keeps the embedded default.
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("version = 2\n[plugins.\"io.fakecontainerd.v1\"]\n  containerd_version = %q\n", release)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve", "--config", cfg, "--address", r.sock, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--log-level", "debug"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -80,6 +80,9 @@ type incidentSide struct {
 	// annotations for the container (the fake's exit-after when it has
 	// no kill verb).
 	annotations map[string]string
+	// delayed counts the unmount calls the last run delayed (containerd
+	// only; nil for the fake).
+	delayed func() int
 }
 
 // TestIncident1Timing runs incident 1 the field's way on containerd (strace
@@ -95,22 +98,41 @@ func TestIncident1Timing(t *testing.T) {
 	}
 	logs := logDir(t)
 	real := startContainerd(t, logs)
-	fake := startFake(t, logs)
+	fake := startFake(t, logs, fakeRelease(real))
 	realSide := containerdSide(t, real)
 	fakeSide := fakeSide(t, fake)
 
 	var report strings.Builder
 	var logReport strings.Builder
 	for i, sch := range schedules {
-		var wg sync.WaitGroup
 		var rr, fr *incidentRun
-		var rerr, ferr error
-		wg.Add(2)
-		go func() { defer wg.Done(); rr, rerr = runIncident(t, realSide, fmt.Sprintf("inc%d", i), sch) }()
-		go func() { defer wg.Done(); fr, ferr = runIncident(t, fakeSide, fmt.Sprintf("inc%d", i), sch) }()
-		wg.Wait()
-		if rerr != nil || ferr != nil {
-			t.Fatalf("%v: containerd: %v; fakecontainerd: %v", sch, rerr, ferr)
+		// strace's when=1 counts per thread: when the shim's goroutine
+		// moves to another thread between UnmountAll's umount2 and its
+		// EINVAL probe, the probe is delayed too and the shim's delete
+		// takes twice the delay (seen with the 2.2.7 shim). That run
+		// measured the harness, not containerd: it is run again.
+		for attempt := 0; ; attempt++ {
+			name := fmt.Sprintf("inc%d", i)
+			if attempt > 0 {
+				name = fmt.Sprintf("inc%dr%d", i, attempt)
+			}
+			var wg sync.WaitGroup
+			var rerr, ferr error
+			wg.Add(2)
+			go func() { defer wg.Done(); rr, rerr = runIncident(t, realSide, name, sch) }()
+			go func() { defer wg.Done(); fr, ferr = runIncident(t, fakeSide, name, sch) }()
+			wg.Wait()
+			if rerr != nil || ferr != nil {
+				t.Fatalf("%v: containerd: %v; fakecontainerd: %v", sch, rerr, ferr)
+			}
+			n := realSide.delayed()
+			if n <= 1 || os.Getenv("FIDELITY_STRACE_EVERY") == "1" {
+				break
+			}
+			if attempt == 2 {
+				t.Fatalf("%v: strace delayed %d umount2 calls of the shim in each of 3 runs (thread migration); no clean run", sch, n)
+			}
+			t.Logf("%v: strace delayed %d umount2 calls of the shim (its goroutine changed threads); running the schedule again", sch, n)
 		}
 		rr.logs = readLog(real.log, rr.kill, rr.end, real.norm())
 		fr.logs = readLog(fake.log, fr.kill, fr.end, fake.norm())
@@ -207,6 +229,19 @@ func containerdSide(t *testing.T, r *runtime) *incidentSide {
 		mu.Unlock()
 		b, _ := os.ReadFile(out)
 		return strings.Contains(string(b), "umount2(")
+	}
+	side.delayed = func() int {
+		mu.Lock()
+		out := straceOut
+		mu.Unlock()
+		b, _ := os.ReadFile(out)
+		n := 0
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "umount2") && strings.Contains(l, "(DELAYED)") {
+				n++
+			}
+		}
+		return n
 	}
 	return side
 }
