@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -199,6 +200,9 @@ type podManifest struct {
 	// readinessExec, when set, is their exec readiness probe.
 	command       []string
 	readinessExec []string
+	// resources, when set, is every container's requests and limits
+	// (equal requests and limits make a Guaranteed pod).
+	resources map[string]string
 }
 
 func (p podManifest) json() ([]byte, error) {
@@ -213,6 +217,9 @@ func (p podManifest) json() ([]byte, error) {
 			"image":           podImage,
 			"imagePullPolicy": "IfNotPresent",
 			"command":         command,
+		}
+		if p.resources != nil {
+			container["resources"] = map[string]any{"requests": p.resources, "limits": p.resources}
 		}
 		if p.readinessExec != nil {
 			container["readinessProbe"] = map[string]any{
@@ -257,6 +264,9 @@ type node struct {
 type nodeOptions struct {
 	fakeConfig string
 	pods       []podManifest
+	// kubeletConfig is set over the suite's KubeletConfiguration
+	// (featureGates, cpuManagerPolicy, ...).
+	kubeletConfig map[string]any
 }
 
 func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
@@ -352,6 +362,7 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		"authorization":            map[string]any{"mode": "AlwaysAllow"},
 		"containerRuntimeEndpoint": "unix://" + n.socket,
 	}
+	maps.Copy(kcfg, opts.kubeletConfig)
 	data, err := json.MarshalIndent(kcfg, "", "  ")
 	if err != nil {
 		t.Fatal(err)
