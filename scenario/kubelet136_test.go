@@ -88,16 +88,7 @@ func TestStaticCPUManager(t *testing.T) {
 		if r.before != nil {
 			r.before()
 		}
-		fake.mu.Lock()
-		fake.updates = nil
-		fake.mu.Unlock()
-		d.reconcileCPUs136(ctx)
-		fake.mu.Lock()
-		var got []string
-		for _, u := range fake.updates {
-			got = append(got, u.ContainerId+"="+u.GetLinux().GetCpusetCpus())
-		}
-		fake.mu.Unlock()
+		got := reconcileRound(ctx, fake, d)
 		if strings.Join(got, ",") != r.want {
 			t.Errorf("%s: updated %v, want %q", r.name, got, r.want)
 		}
@@ -105,6 +96,22 @@ func TestStaticCPUManager(t *testing.T) {
 	if _, err := d.allocateCPUs("uid-z", 5); err == nil {
 		t.Error("allocating all of the shared pool succeeded; want an admission error")
 	}
+}
+
+// reconcileRound runs one CPU manager round and returns its updates as
+// "container=cpuset".
+func reconcileRound(ctx context.Context, fake *fakeCRI, d *Driver) []string {
+	fake.mu.Lock()
+	fake.updates = nil
+	fake.mu.Unlock()
+	d.reconcileCPUs136(ctx)
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	var got []string
+	for _, u := range fake.updates {
+		got = append(got, u.ContainerId+"="+u.GetLinux().GetCpusetCpus())
+	}
+	return got
 }
 
 func TestCPUList(t *testing.T) {
@@ -203,16 +210,7 @@ func TestAddContainerRecordsExclusiveOnly(t *testing.T) {
 	ctx := context.Background()
 	d.relist(ctx)
 	for i, want := range []string{"shared-c=0-2", ""} {
-		fake.mu.Lock()
-		fake.updates = nil
-		fake.mu.Unlock()
-		d.reconcileCPUs136(ctx)
-		fake.mu.Lock()
-		var got []string
-		for _, u := range fake.updates {
-			got = append(got, u.ContainerId+"="+u.GetLinux().GetCpusetCpus())
-		}
-		fake.mu.Unlock()
+		got := reconcileRound(ctx, fake, d)
 		if strings.Join(got, ",") != want {
 			t.Errorf("round %d: updated %v, want %q", i+1, got, want)
 		}

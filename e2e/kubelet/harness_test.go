@@ -407,6 +407,26 @@ func unmountUnder(t *testing.T, dir string) {
 	}
 }
 
+// runArms runs one parallel subtest per arm name, skipping those not in
+// E2E_ARMS when it is set (comma-separated; empty runs every arm).
+func runArms(t *testing.T, names []string, run func(t *testing.T, i int)) {
+	want := map[string]bool{}
+	for _, a := range strings.Split(os.Getenv("E2E_ARMS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			want[a] = true
+		}
+	}
+	for i, name := range names {
+		t.Run(name, func(t *testing.T) {
+			if len(want) > 0 && !want[name] {
+				t.Skipf("not in E2E_ARMS=%s", os.Getenv("E2E_ARMS"))
+			}
+			t.Parallel()
+			run(t, i)
+		})
+	}
+}
+
 // errFatal stops waitFor at once.
 type errFatal struct{ error }
 

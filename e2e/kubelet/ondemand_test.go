@@ -67,21 +67,11 @@ func TestOnDemandRelist(t *testing.T) {
 	if os.Getenv("E2E_ONDEMAND") == "" {
 		t.Skip("about 5 min of real time per arm: run `make e2e-kubelet-ondemand` (E2E_ONDEMAND=1)")
 	}
-	want := map[string]bool{}
-	for _, a := range strings.Split(os.Getenv("E2E_ARMS"), ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			want[a] = true
-		}
+	names := make([]string, len(onDemandArms))
+	for i, a := range onDemandArms {
+		names[i] = a.name
 	}
-	for _, arm := range onDemandArms {
-		t.Run(arm.name, func(t *testing.T) {
-			if len(want) > 0 && !want[arm.name] {
-				t.Skipf("not in E2E_ARMS=%s", os.Getenv("E2E_ARMS"))
-			}
-			t.Parallel()
-			runOnDemandArm(t, arm)
-		})
-	}
+	runArms(t, names, func(t *testing.T, i int) { runOnDemandArm(t, onDemandArms[i]) })
 }
 
 // addPod writes a static pod manifest into the running kubelet's
@@ -343,14 +333,12 @@ func (r *onDemandResult) String() string {
 	for _, l := range r.statusFailures {
 		fails = append(fails, off(l.at))
 	}
-	spells := "never"
-	for i, sp := range r.spells {
-		if i == 0 {
-			spells = ""
-		} else {
-			spells += "; "
-		}
-		spells += fmt.Sprintf("%s to %s", off(sp.from), off(sp.to))
+	spells := []string{}
+	for _, sp := range r.spells {
+		spells = append(spells, off(sp.from)+" to "+off(sp.to))
+	}
+	if len(spells) == 0 {
+		spells = append(spells, "never")
 	}
 	first := time.Time{}
 	if len(r.plegLog) > 0 {
@@ -363,7 +351,7 @@ func (r *onDemandResult) String() string {
 	fmt.Fprintf(&b, "  per-pod relists (log):              %d in all, %d of nfs, longest held %.0fs\n", r.podRelists, r.podRelistNFS, r.podRelistStuck.Seconds())
 	fmt.Fprintf(&b, "  kubelet_pleg_pod_relist_duration:   +%v relists, +%.1fs\n", r.podRelistCount, r.podRelistSum)
 	fmt.Fprintf(&b, "  kubelet_pleg_relist_interval:       +%v intervals over 10s; _sum +%.0fs\n", r.longIntervals, r.intervalSum)
-	fmt.Fprintf(&b, "  PLEG unhealthy (kubelet's relists): %s; largest relist gap %.0fs\n", spells, r.maxGap.Seconds())
+	fmt.Fprintf(&b, "  PLEG unhealthy (kubelet's relists): %s; largest relist gap %.0fs\n", strings.Join(spells, "; "), r.maxGap.Seconds())
 	fmt.Fprintf(&b, "  kubelet logs PLEG is not healthy:   %s (%d lines)\n", off(first), len(r.plegLog))
 	fmt.Fprintf(&b, "  /metrics pleg_last_seen > 180s:     %s to %s; max age %.0fs\n", off(r.gaugeUnhealthy), off(r.gaugeRecovered), r.maxPLEGAge.Seconds())
 	fmt.Fprintf(&b, "  /healthz failures:                  %d\n", r.healthzFailures)
