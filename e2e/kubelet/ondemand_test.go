@@ -83,16 +83,14 @@ func (n *node) addPod(p podManifest) {
 		n.t.Fatal(err)
 	}
 	dir := filepath.Join(n.logDir, "manifests")
-	// Written beside and renamed, so kubelet never reads half a file.
-	tmp := filepath.Join(n.workDir, p.name+".json")
+	// Written as a dot file (kubelet's file source skips those) and
+	// renamed, so kubelet never reads half a manifest.
+	tmp := filepath.Join(dir, "."+p.name+".json")
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		n.t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, p.name+".json")); err != nil {
-		// Another filesystem: write in place.
-		if err := os.WriteFile(filepath.Join(dir, p.name+".json"), data, 0o644); err != nil {
-			n.t.Fatal(err)
-		}
+		n.t.Fatal(err)
 	}
 }
 
@@ -113,8 +111,9 @@ func runOnDemandArm(t *testing.T, arm onDemandArm) {
 		}
 		return nil
 	})
-	if g := n.kubeletLogMatches("PLEGOnDemandRelist"); len(g) == 0 {
-		t.Logf("kubelet's log does not name the gate; its config sets PLEGOnDemandRelist=%v", arm.gate)
+	// Kubelet logs its gates as it applies its config.
+	if g := n.kubeletLogMatches(fmt.Sprintf(`"PLEGOnDemandRelist":%v`, arm.gate)); len(g) == 0 {
+		n.fatalf("kubelet's log never shows featureGates PLEGOnDemandRelist=%v", arm.gate)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
