@@ -8,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-containerd-2 e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats fake-node-image e2e-fake-node-image bench fuzz fuzz-short soak bench-recover crash report-check
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-containerd-2 e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats fake-node-image e2e-fake-node-image bench fuzz fuzz-short soak bench-recover crash report-check e2e-kubelet-ondemand
 
 all: build
 
@@ -122,6 +122,15 @@ e2e-kubelet: build
 	@kubelet=$$(cd e2e/kubelet && KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) ./build-kubelet.sh) && \
 	cd e2e/kubelet && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBELET=$$kubelet KUBE_VERSION=$(KUBE_VERSION) \
 		$(GO) test -count=1 -v $(E2E_KUBELET_FLAGS) ./...
+
+# The ondemand-relist-stuck scenario with a real kubelet, PLEGOnDemandRelist
+# on and off side by side (e2e/kubelet/ondemand_test.go): about 5 min of
+# real time per arm (kubelet's 2 min deadline and 3 min threshold are
+# constants), so not part of e2e-kubelet or CI.
+e2e-kubelet-ondemand: build
+	@kubelet=$$(cd e2e/kubelet && KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) ./build-kubelet.sh) && \
+	cd e2e/kubelet && E2E_ONDEMAND=1 FAKECONTAINERD=$(CURDIR)/$(BIN) KUBELET=$$kubelet KUBE_VERSION=$(KUBE_VERSION) \
+		$(GO) test -count=1 -v -timeout 20m -run '^TestOnDemandRelist$$' ./...
 
 # The differential suite (e2e/containerd, a module of its own; root, no
 # network): installs Debian's containerd, runc, strace and busybox-static if

@@ -524,37 +524,53 @@ func (d *Driver) updateCache(ctx context.Context, uid string, pod *kubePod) erro
 	return nil
 }
 
-// getPodStatus is kuberuntime's GetPodStatus: the pod's sandboxes (by uid
-// label) and each one's status, then its containers (by uid label) and
-// each one's status, one call after another. NotFound means the object
-// went away between the list and the status and is skipped.
+// getPodStatus is kuberuntime's GetPodStatus: each of the pod's sandboxes'
+// status, then each of its containers', one call after another. NotFound
+// means the object went away between the list and the status and is
+// skipped. Kubelet 1.19 first lists the pod's sandboxes and, after their
+// statuses, its containers (by uid label); 1.36 takes both from the pod
+// the relist found (podObjects136).
 func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, error) {
+	var sandboxIDs []string
+	var containers []kubeContainer
 	selector := map[string]string{labelPodUID: pod.uid}
-	sandboxes, err := d.listSandboxes(ctx, &runtime.PodSandboxFilter{LabelSelector: selector})
-	if err != nil {
-		return nil, err
+	if d.k136 != nil {
+		sandboxIDs, containers = podObjects136(pod)
+	} else {
+		sandboxes, err := d.listSandboxes(ctx, &runtime.PodSandboxFilter{LabelSelector: selector})
+		if err != nil {
+			return nil, err
+		}
+		// Newest first, as kubelet sorts them.
+		sort.Slice(sandboxes, func(i, j int) bool { return sandboxes[i].GetCreatedAt() > sandboxes[j].GetCreatedAt() })
+		for _, s := range sandboxes {
+			sandboxIDs = append(sandboxIDs, s.GetId())
+		}
 	}
-	// Newest first, as kubelet sorts them.
-	sort.Slice(sandboxes, func(i, j int) bool { return sandboxes[i].GetCreatedAt() > sandboxes[j].GetCreatedAt() })
-	for _, s := range sandboxes {
+	for _, id := range sandboxIDs {
 		err := d.call(ctx, "PodSandboxStatus", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
-			_, err := d.rt.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: s.GetId()})
+			_, err := d.rt.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: id})
 			return err
 		})
 		if err != nil && status.Code(err) != codes.NotFound {
 			return nil, err
 		}
 	}
-	containers, err := d.listContainers(ctx, &runtime.ContainerFilter{LabelSelector: selector})
-	if err != nil {
-		return nil, err
+	if d.k136 == nil {
+		listed, err := d.listContainers(ctx, &runtime.ContainerFilter{LabelSelector: selector})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range listed {
+			containers = append(containers, kubeContainer{id: c.GetId(), name: c.GetMetadata().GetName()})
+		}
 	}
 	st := &podStatus{uid: pod.uid, name: pod.name, namespace: pod.namespace}
 	for _, c := range containers {
 		var resp *runtime.ContainerStatusResponse
 		err := d.call(ctx, "ContainerStatus", d.cfg.RuntimeRequestTimeout, func(ctx context.Context) error {
 			var err error
-			resp, err = d.rt.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: c.GetId()})
+			resp, err = d.rt.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: c.id})
 			return err
 		})
 		if status.Code(err) == codes.NotFound {
@@ -565,9 +581,9 @@ func (d *Driver) getPodStatus(ctx context.Context, pod *kubePod) (*podStatus, er
 		}
 		state := resp.GetStatus().GetState()
 		if state == runtime.ContainerState_CONTAINER_UNKNOWN {
-			d.rec.sawUnknown(c.GetId())
+			d.rec.sawUnknown(c.id)
 		}
-		st.containers = append(st.containers, containerStatus{id: c.GetId(), name: c.GetMetadata().GetName(), state: state})
+		st.containers = append(st.containers, containerStatus{id: c.id, name: c.name, state: state})
 	}
 	return st, nil
 }

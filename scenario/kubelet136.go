@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -22,9 +23,12 @@ const (
 	// pkg/kubelet/cm/cpumanager): the static CPU manager updates a
 	// container only when its wanted cpuset changed (#101771) and retries
 	// failures each period; a relist reconciles each pod once; with
-	// PLEGOnDemandRelist (beta) one worker loop serves the global relist
-	// timer and the per-pod relists pod workers ask for after SyncPod, both
-	// under relistLock.
+	// PLEGOnDemandRelist (beta, on by default in v1.36.3) one worker loop
+	// serves the global relist timer and the per-pod relists pod workers
+	// ask for after SyncPod, both under relistLock; GetPodStatus inspects
+	// the sandboxes and containers the relist found, listing nothing.
+	// Checked against kubelet v1.36.3 by e2e/kubelet's TestOnDemandRelist
+	// and TestCPUManagerStatic.
 	Kubelet136 = "1.36"
 )
 
@@ -140,10 +144,15 @@ func (d *Driver) reconcile136(ctx context.Context, uid string, res *Relist) {
 
 // relistPod is GenericPLEG.relistPod: GetPod (the pod's sandboxes and
 // containers, by its uid label), then its record reconciled. It does not
-// count as a relist for PLEG's health.
+// count as a relist for PLEG's health. A pod with nothing left in the
+// runtime is GetPod's ErrPodNotFound: logged, and left to the next global
+// relist.
 func (d *Driver) relistPod(ctx context.Context, uid string) {
 	start := d.clock.Now()
 	pod, err := d.getPod(ctx, uid)
+	if err == nil && pod == nil {
+		err = errPodNotFound
+	}
 	if err != nil {
 		d.log.WithError(err).WithField("pod_uid", uid).Error("GenericPLEG: Unable to retrieve pod")
 		return
@@ -157,6 +166,22 @@ func (d *Driver) relistPod(ctx context.Context, uid string) {
 	var res Relist
 	d.reconcile136(ctx, uid, &res)
 	d.log.WithFields(logrus.Fields{"pod_uid": uid, "took": d.clock.Since(start), "failed": res.FailedInspections}).Debug("GenericPLEG: Relisting Pod")
+}
+
+// errPodNotFound is kubecontainer.ErrPodNotFound.
+var errPodNotFound = errors.New("pod not found")
+
+// podObjects136 is what 1.36's GetPodStatus inspects: the sandboxes and
+// containers of the pod as the relist (or GetPod) found them.
+func podObjects136(pod *kubePod) (sandboxIDs []string, containers []kubeContainer) {
+	for _, c := range pod.containers {
+		if c.sandbox {
+			sandboxIDs = append(sandboxIDs, c.id)
+		} else {
+			containers = append(containers, c)
+		}
+	}
+	return sandboxIDs, containers
 }
 
 // getPod is kuberuntime's GetPod: the pod's sandboxes and containers by
@@ -229,8 +254,23 @@ func (d *Driver) wantedCPUSet(uid string) string {
 	return cpuList(d.sharedPoolLocked())
 }
 
-// setLast records lastUpdateState for a container (AddContainer at
-// creation, or a successful update).
+// addContainer136 is the CPU manager's AddContainer after
+// CreateContainer: it records the cpuset as applied only for a container
+// with CPUs of its own (state.GetCPUSet finds no assignment for a shared
+// one), so a shared container is updated once, to the cpuset it was
+// created with, in the first reconcile after it runs (as kubelet v1.36.3
+// does: TestCPUManagerStatic).
+func (d *Driver) addContainer136(uid, container, set string) {
+	d.k136.cpuMu.Lock()
+	_, exclusive := d.k136.exclusive[uid]
+	d.k136.cpuMu.Unlock()
+	if exclusive {
+		d.setLast(uid, container, set)
+	}
+}
+
+// setLast records lastUpdateState for a container (AddContainer, or a
+// successful update).
 func (d *Driver) setLast(uid, container, set string) {
 	d.k136.cpuMu.Lock()
 	defer d.k136.cpuMu.Unlock()

@@ -88,16 +88,7 @@ func TestStaticCPUManager(t *testing.T) {
 		if r.before != nil {
 			r.before()
 		}
-		fake.mu.Lock()
-		fake.updates = nil
-		fake.mu.Unlock()
-		d.reconcileCPUs136(ctx)
-		fake.mu.Lock()
-		var got []string
-		for _, u := range fake.updates {
-			got = append(got, u.ContainerId+"="+u.GetLinux().GetCpusetCpus())
-		}
-		fake.mu.Unlock()
+		got := reconcileRound(ctx, fake, d)
 		if strings.Join(got, ",") != r.want {
 			t.Errorf("%s: updated %v, want %q", r.name, got, r.want)
 		}
@@ -105,6 +96,22 @@ func TestStaticCPUManager(t *testing.T) {
 	if _, err := d.allocateCPUs("uid-z", 5); err == nil {
 		t.Error("allocating all of the shared pool succeeded; want an admission error")
 	}
+}
+
+// reconcileRound runs one CPU manager round and returns its updates as
+// "container=cpuset".
+func reconcileRound(ctx context.Context, fake *fakeCRI, d *Driver) []string {
+	fake.mu.Lock()
+	fake.updates = nil
+	fake.mu.Unlock()
+	d.reconcileCPUs136(ctx)
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	var got []string
+	for _, u := range fake.updates {
+		got = append(got, u.ContainerId+"="+u.GetLinux().GetCpusetCpus())
+	}
+	return got
 }
 
 func TestCPUList(t *testing.T) {
@@ -137,5 +144,75 @@ func TestCompletedPodsAreStopped(t *testing.T) {
 	defer fake.mu.Unlock()
 	if got := strings.Join(fake.stopped, ","); got != "sb-done" {
 		t.Errorf("StopPodSandbox calls = %q, want sb-done once", got)
+	}
+}
+
+// TestGetPodStatusLists: 1.19's GetPodStatus lists the pod's sandboxes and
+// containers by its uid label before their statuses; 1.36's inspects
+// those the relist found and lists nothing (kuberuntime GetPodStatus at
+// v1.36.3 takes the relisted *kubecontainer.Pod).
+func TestGetPodStatusLists(t *testing.T) {
+	for _, c := range []struct {
+		kubelet string
+		lists   int // ListPodSandbox and ListContainers calls each
+	}{{Kubelet119, 1}, {Kubelet136, 0}} {
+		t.Run(c.kubelet, func(t *testing.T) {
+			fake, d, _ := startFake(t, DriverConfig{RuntimeRequestTimeout: time.Second, Kubelet: c.kubelet}, Hooks{})
+			fake.addPod("a", map[string]runtime.ContainerState{"c": running, "d": exited})
+			ctx := context.Background()
+			pods, err := d.getPods(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := d.Stats(false).Calls
+			st, err := d.getPodStatus(ctx, pods["uid-a"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := d.Stats(false).Calls
+			for _, m := range []string{"ListPodSandbox", "ListContainers"} {
+				if got := after[m].Calls - before[m].Calls; got != c.lists {
+					t.Errorf("%s calls = %d, want %d", m, got, c.lists)
+				}
+			}
+			if len(st.containers) != 2 || fake.statusCalls("a-c") != 1 || fake.statusCalls("a-d") != 1 {
+				t.Errorf("status = %+v, ContainerStatus calls %d, %d; want both containers inspected once", st, fake.statusCalls("a-c"), fake.statusCalls("a-d"))
+			}
+		})
+	}
+}
+
+// TestRelistPodOfAGonePod: GetPod finds nothing (ErrPodNotFound): the
+// per-pod relist changes nothing and leaves the pod to the global relist.
+func TestRelistPodOfAGonePod(t *testing.T) {
+	_, d, _ := startFake(t, DriverConfig{RuntimeRequestTimeout: time.Second, Kubelet: Kubelet136}, Hooks{})
+	old := &kubePod{uid: "uid-gone", containers: []kubeContainer{{id: "gone-c", state: plegRunning}}}
+	d.records["uid-gone"] = &podRecord{old: old}
+	d.relistPod(context.Background(), "uid-gone")
+	if r := d.records["uid-gone"]; r == nil || r.old != old || r.current != nil {
+		t.Errorf("record after a per-pod relist of a gone pod = %+v, want it untouched", r)
+	}
+}
+
+// TestAddContainerRecordsExclusiveOnly: AddContainer records the applied
+// cpuset only for a container with CPUs of its own, so the next reconcile
+// updates a new shared container once and leaves an exclusive one alone
+// (as kubelet v1.36.3 did in e2e/kubelet's TestCPUManagerStatic).
+func TestAddContainerRecordsExclusiveOnly(t *testing.T) {
+	fake, d, _ := startFake(t, DriverConfig{RuntimeRequestTimeout: time.Second, Kubelet: Kubelet136, CPUs: 4}, Hooks{})
+	fake.addPod("shared", map[string]runtime.ContainerState{"c": running})
+	fake.addPod("excl", map[string]runtime.ContainerState{"c": running})
+	if _, err := d.allocateCPUs("uid-excl", 1); err != nil {
+		t.Fatal(err)
+	}
+	d.addContainer136("uid-shared", "c", d.wantedCPUSet("uid-shared"))
+	d.addContainer136("uid-excl", "c", d.wantedCPUSet("uid-excl"))
+	ctx := context.Background()
+	d.relist(ctx)
+	for i, want := range []string{"shared-c=0-2", ""} {
+		got := reconcileRound(ctx, fake, d)
+		if strings.Join(got, ",") != want {
+			t.Errorf("round %d: updated %v, want %q", i+1, got, want)
+		}
 	}
 }

@@ -129,8 +129,8 @@ func (d *Driver) createContainer(ctx context.Context, p PodSpec, sandboxID strin
 	}
 	var cpuset string
 	if d.k136 != nil {
-		// PreCreateContainer puts the wanted cpuset in the config, and
-		// AddContainer records it as applied.
+		// PreCreateContainer puts the wanted cpuset in the config;
+		// AddContainer (below) records it as applied for exclusive CPUs.
 		cpuset = d.wantedCPUSet(p.UID)
 		config.Linux.Resources.CpusetCpus = cpuset
 	}
@@ -147,7 +147,7 @@ func (d *Driver) createContainer(ctx context.Context, p PodSpec, sandboxID strin
 		d.hooks.ContainerCreated(id, p, c)
 	}
 	if d.k136 != nil {
-		d.setLast(p.UID, c.Name, cpuset)
+		d.addContainer136(p.UID, c.Name, cpuset)
 	}
 	return id, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -199,6 +200,9 @@ type podManifest struct {
 	// readinessExec, when set, is their exec readiness probe.
 	command       []string
 	readinessExec []string
+	// resources, when set, is every container's requests and limits
+	// (equal requests and limits make a Guaranteed pod).
+	resources map[string]string
 }
 
 func (p podManifest) json() ([]byte, error) {
@@ -213,6 +217,9 @@ func (p podManifest) json() ([]byte, error) {
 			"image":           podImage,
 			"imagePullPolicy": "IfNotPresent",
 			"command":         command,
+		}
+		if p.resources != nil {
+			container["resources"] = map[string]any{"requests": p.resources, "limits": p.resources}
 		}
 		if p.readinessExec != nil {
 			container["readinessProbe"] = map[string]any{
@@ -257,6 +264,9 @@ type node struct {
 type nodeOptions struct {
 	fakeConfig string
 	pods       []podManifest
+	// kubeletConfig is set over the suite's KubeletConfiguration
+	// (featureGates, cpuManagerPolicy, ...).
+	kubeletConfig map[string]any
 }
 
 func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
@@ -352,6 +362,7 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		"authorization":            map[string]any{"mode": "AlwaysAllow"},
 		"containerRuntimeEndpoint": "unix://" + n.socket,
 	}
+	maps.Copy(kcfg, opts.kubeletConfig)
 	data, err := json.MarshalIndent(kcfg, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -393,6 +404,26 @@ func unmountUnder(t *testing.T, dir string) {
 		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
 			t.Logf("unmount %s: %v", p, err)
 		}
+	}
+}
+
+// runArms runs one parallel subtest per arm name, skipping those not in
+// E2E_ARMS when it is set (comma-separated; empty runs every arm).
+func runArms(t *testing.T, names []string, run func(t *testing.T, i int)) {
+	want := map[string]bool{}
+	for _, a := range strings.Split(os.Getenv("E2E_ARMS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			want[a] = true
+		}
+	}
+	for i, name := range names {
+		t.Run(name, func(t *testing.T) {
+			if len(want) > 0 && !want[name] {
+				t.Skipf("not in E2E_ARMS=%s", os.Getenv("E2E_ARMS"))
+			}
+			t.Parallel()
+			run(t, i)
+		})
 	}
 }
 

@@ -78,21 +78,11 @@ var incident1Arms = []incident1Arm{
 // picks arms; E2E_CPU_MANAGER=sliding switches the harness's CPU manager
 // to wait.Until's schedule (an experiment, see README.md).
 func TestIncident1(t *testing.T) {
-	want := map[string]bool{}
-	for _, a := range strings.Split(os.Getenv("E2E_ARMS"), ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			want[a] = true
-		}
+	names := make([]string, len(incident1Arms))
+	for i, a := range incident1Arms {
+		names[i] = a.name
 	}
-	for _, arm := range incident1Arms {
-		t.Run(arm.name, func(t *testing.T) {
-			if len(want) > 0 && !want[arm.name] {
-				t.Skipf("not in E2E_ARMS=%s", os.Getenv("E2E_ARMS"))
-			}
-			t.Parallel()
-			runIncident1Arm(t, arm)
-		})
-	}
+	runArms(t, names, func(t *testing.T, i int) { runIncident1Arm(t, incident1Arms[i]) })
 }
 
 func runIncident1Arm(t *testing.T, arm incident1Arm) {
