@@ -54,7 +54,11 @@ func TestStreamingExec(t *testing.T) {
 		{name: "stdin read by the shell", cmd: []string{"sh", "-c", "read a; echo got $a"}, stdin: "x\n", stdout: "got x\n"},
 		{name: "interactive shell", cmd: []string{"sh"}, stdin: "echo one\nnosuch\necho $((1+1))\nexit 4\n",
 			stdout: "one\n2\n", stderr: "sh: nosuch: not found\n", code: 4},
-		{name: "tty", cmd: []string{"sh", "-c", "echo $TERM; echo err >&2"}, tty: true, stdout: "xterm\nerr\n"},
+		{name: "tty", cmd: []string{"sh", "-c", "echo $TERM; echo err >&2"}, tty: true, stdout: "xterm\r\nerr\r\n"},
+		// A terminal's line discipline: CR in is NL, input is echoed,
+		// NL out is CR NL, ^D is EOF.
+		{name: "tty interactive shell", cmd: []string{"sh"}, tty: true, stdin: "echo hi\r\x04",
+			stdout: "echo hi\r\nhi\r\n"},
 		{name: "unknown command", cmd: []string{"nginx", "-v"}, stderr: "sh: nginx: not found\n", code: 127},
 	}
 	for _, tr := range []streamclient.Transport{streamclient.SPDY, streamclient.WebSocket} {
@@ -64,8 +68,6 @@ func TestStreamingExec(t *testing.T) {
 			}
 			t.Run(string(tr)+"/"+c.name, func(t *testing.T) {
 				res := ts.streamExec(t, tr, id, c.cmd, c.stdin, c.tty)
-				// A tty turns \n into \r\n on a real node; the fake's
-				// terminal is a plain stream.
 				if res.Stdout != c.stdout || res.Stderr != c.stderr || res.Code != c.code {
 					t.Errorf("got stdout %q stderr %q code %d, want %q %q %d", res.Stdout, res.Stderr, res.Code, c.stdout, c.stderr, c.code)
 				}

@@ -210,6 +210,7 @@ type execProcess struct {
 	vars    []string // the exec's environment, on top of the container's
 	dir     string
 	stdin   *stdinStream // nil: the exec has no stdin
+	tty     bool
 	stdout  io.WriteCloser
 	stderr  io.WriteCloser
 
@@ -240,6 +241,9 @@ func (m *model) addExec(execID string, spec *specs.Process, stdinPath, stdoutPat
 		e.stdin = in
 	}
 	e.stdout = m.openOutput(m.log, stdoutPath, "stdout")
+	if spec.Terminal {
+		e.tty, e.stdout = true, &ttyOutput{w: e.stdout}
+	}
 	e.stderr = e.stdout
 	if !spec.Terminal {
 		e.stderr = m.openOutput(m.log, stderrPath, "stderr")
@@ -273,7 +277,10 @@ func (m *model) startExec(e *execProcess, now func() time.Time, exited func(*exe
 	e.status, e.cancel = statusRunning, cancel
 	env := m.env
 	env.Stdout, env.Stderr = e.stdout, e.stderr
-	if e.stdin != nil {
+	switch {
+	case e.stdin != nil && e.tty:
+		env.Stdin = &ttyInput{r: e.stdin, echo: e.stdout}
+	case e.stdin != nil:
 		env.Stdin = e.stdin
 	}
 	env.Vars = append(slices.Clone(env.Vars), e.vars...)
