@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"io"
 	"strings"
 	"testing"
@@ -175,5 +176,30 @@ func TestStreamingPortForwardClosedPort(t *testing.T) {
 		"\", IPv4: dial tcp4 127.0.0.1:8080: connect: connection refused IPv6 dial tcp6 [::1]:8080: connect: connection refused "
 	if !strings.Contains(msg, want) {
 		t.Errorf("error stream %q, want it to contain %q", msg, want)
+	}
+}
+
+// BenchmarkStreamingExec is one `kubectl exec POD -- sh -c 'echo hi'` at
+// the runtime: CRI Exec, then the URL dialled over SPDY, the command run
+// as a shim exec, its output and exit code streamed back.
+func BenchmarkStreamingExec(b *testing.B) {
+	s := newTBServer(b, 1)
+	s.populate(population{pods: 1, perPod: 1, running: 1})
+	c := s.c()
+	list, err := c.ListContainers(context.Background(), &runtime.ListContainersRequest{})
+	if err != nil || len(list.Containers) != 1 {
+		b.Fatalf("containers %v: %v", list, err)
+	}
+	id := list.Containers[0].Id
+	b.ResetTimer()
+	for range b.N {
+		resp, err := c.Exec(context.Background(), &runtime.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo hi"}, Stdout: true, Stderr: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := streamclient.Stream(context.Background(), streamclient.SPDY, resp.Url, nil, false)
+		if err != nil || res.Stdout != "hi\n" {
+			b.Fatalf("exec: %+v, %v", res, err)
+		}
 	}
 }
