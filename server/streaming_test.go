@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +203,51 @@ func BenchmarkStreamingExec(b *testing.B) {
 		if err != nil || res.Stdout != "hi\n" {
 			b.Fatalf("exec: %+v, %v", res, err)
 		}
+	}
+}
+
+// TestLogFollowerRotation: attach's view of the log: entries written after
+// it started, partial entries joined, the rest of a rotated file, then the
+// new file from its start.
+func TestLogFollowerRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	write := func(p, s string) {
+		t.Helper()
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(path, "2026-01-01T00:00:00Z stdout F before the attach\n")
+	f, err := newLogFollower(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	var out, errOut strings.Builder
+	read := func() {
+		t.Helper()
+		if err := f.copyTo(&out, &errOut); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(path, "2026-01-01T00:00:01Z stdout P par\n2026-01-01T00:00:01Z stdout F tial\n2026-01-01T00:00:01Z stderr F oops\n2026-01-01T00:00:02Z stdout F half")
+	read()
+	write(path, " written\n2026-01-01T00:00:03Z stdout F last of the old file\n")
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	write(path, "2026-01-01T00:00:04Z stdout F first of the new file\n")
+	read()
+	if want := "partial\nhalf written\nlast of the old file\nfirst of the new file\n"; out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
+	}
+	if errOut.String() != "oops\n" {
+		t.Errorf("stderr %q, want %q", errOut.String(), "oops\n")
 	}
 }
