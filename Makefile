@@ -188,7 +188,8 @@ cluster-stats:
 
 # The cluster suite (e2e/cluster, its own module): four nodes with the
 # incident-1 arms; baseline must go NotReady in the API and recover, the
-# fix arms stay Ready. Logs under e2e/cluster/_logs/.
+# fix arms stay Ready. Then one loopback-named node for kubectl exec,
+# attach and port-forward (about 30 s). Logs under e2e/cluster/_logs/.
 E2E_CLUSTER_FLAGS ?= -timeout 45m
 e2e-cluster: build
 	@KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl >/dev/null

@@ -84,6 +84,21 @@ type PluginsConfig struct {
 type CRIConfig struct {
 	SandboxImage string           `toml:"sandbox_image" json:"sandbox_image"`
 	Containerd   ContainerdConfig `toml:"containerd" json:"containerd"`
+
+	// The streaming server (Exec, Attach, PortForward URLs), with
+	// containerd's keys and defaults.
+	StreamServerAddress  string               `toml:"stream_server_address" json:"stream_server_address"`
+	StreamServerPort     string               `toml:"stream_server_port" json:"stream_server_port"`
+	StreamIdleTimeout    string               `toml:"stream_idle_timeout" json:"stream_idle_timeout"`
+	EnableTLSStreaming   bool                 `toml:"enable_tls_streaming" json:"enable_tls_streaming"`
+	X509KeyPairStreaming X509KeyPairStreaming `toml:"x509_key_pair_streaming" json:"x509_key_pair_streaming"`
+}
+
+// X509KeyPairStreaming is the streaming server's own certificate and key
+// (PEM files); without them enable_tls_streaming uses a self-signed one.
+type X509KeyPairStreaming struct {
+	TLSCertFile string `toml:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file" json:"tls_key_file"`
 }
 
 // ContainerdConfig is the CRI plugin's [...cri.containerd] table.

@@ -29,7 +29,10 @@ func wantDefault() *Config {
 		Metrics: MetricsConfig{Address: ""},
 		Plugins: PluginsConfig{
 			CRI: CRIConfig{
-				SandboxImage: "registry.k8s.io/pause:3.10",
+				SandboxImage:        "registry.k8s.io/pause:3.10",
+				StreamServerAddress: "127.0.0.1",
+				StreamServerPort:    "0",
+				StreamIdleTimeout:   "4h0m0s",
 				Containerd: ContainerdConfig{
 					Snapshotter:        "overlayfs",
 					DefaultRuntimeName: "runc",
@@ -279,7 +282,7 @@ func TestLoadNodeConfig(t *testing.T) {
 		`disabled_plugins`,
 		`grpc.max_recv_message_size`,
 		`plugins."io.containerd.grpc.v1.cri".cni.bin_dir`,
-		`plugins."io.containerd.grpc.v1.cri".stream_server_port`,
+		`plugins."io.containerd.grpc.v1.cri".max_container_log_line_size`,
 		`plugins."io.containerd.grpc.v1.cri".registry.config_path`,
 		`plugins."io.containerd.grpc.v1.cri".registry.mirrors`,
 		`plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options.NoPivotRoot`,
@@ -445,6 +448,19 @@ func TestValidateOverrides(t *testing.T) {
 		{"metrics ephemeral port", func(c *Config) { c.Metrics.Address = "127.0.0.1:0" }, ""},
 		{"metrics v6 any", func(c *Config) { c.Metrics.Address = "[::]:1338" }, "metrics.address"},
 		{"metrics tcp url", func(c *Config) { c.Metrics.Address = "tcp://127.0.0.1:1338" }, "metrics.address"},
+		{"stream loopback v6", func(c *Config) { c.Plugins.CRI.StreamServerAddress = "::1" }, ""},
+		{"stream any address", func(c *Config) { c.Plugins.CRI.StreamServerAddress = "0.0.0.0" }, "stream_server_address"},
+		{"stream node address", func(c *Config) { c.Plugins.CRI.StreamServerAddress = "" }, "stream_server_address"},
+		{"stream fixed port", func(c *Config) { c.Plugins.CRI.StreamServerPort = "10010" }, ""},
+		{"stream port not a number", func(c *Config) { c.Plugins.CRI.StreamServerPort = "http" }, "stream_server_port"},
+		{"stream port too big", func(c *Config) { c.Plugins.CRI.StreamServerPort = "65536" }, "stream_server_port"},
+		{"stream idle timeout", func(c *Config) { c.Plugins.CRI.StreamIdleTimeout = "4 hours" }, "stream_idle_timeout"},
+		{"stream tls self-signed", func(c *Config) { c.Plugins.CRI.EnableTLSStreaming = true }, ""},
+		{"stream tls cert without key", func(c *Config) {
+			c.Plugins.CRI.EnableTLSStreaming = true
+			c.Plugins.CRI.X509KeyPairStreaming.TLSCertFile = "/etc/cert.pem"
+		}, "tls_key_file"},
+		{"stream key without tls", func(c *Config) { c.Plugins.CRI.X509KeyPairStreaming.TLSKeyFile = "/etc/key.pem" }, "tls_key_file"},
 		{"no runtimes", func(c *Config) { c.Plugins.CRI.Containerd.Runtimes = nil }, "default_runtime_name"},
 		{"disk one device", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk() }, ""},
 		{"disk split", func(c *Config) { c.Plugins.Fake.Disk = nodeDisk(); c.Plugins.Fake.Disk.SplitDevice = "vdc" }, ""},

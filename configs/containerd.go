@@ -203,6 +203,11 @@ func (c *Config) CRIStatusJSON() ([]byte, error) {
 	// The keys the fake models hold the values it uses.
 	cri := &out.criPluginConfig
 	cri.SandboxImage = c.Plugins.CRI.SandboxImage
+	cri.StreamServerAddress = c.Plugins.CRI.StreamServerAddress
+	cri.StreamServerPort = c.Plugins.CRI.StreamServerPort
+	cri.StreamIdleTimeout = c.Plugins.CRI.StreamIdleTimeout
+	cri.EnableTLSStreaming = c.Plugins.CRI.EnableTLSStreaming
+	cri.X509KeyPairStreaming = criX509KeyPairStreaming(c.Plugins.CRI.X509KeyPairStreaming)
 	cri.Containerd.Snapshotter = c.Plugins.CRI.Containerd.Snapshotter
 	cri.Containerd.DefaultRuntimeName = c.Plugins.CRI.Containerd.DefaultRuntimeName
 	runtimes := make(map[string]criRuntime, len(c.Plugins.CRI.Containerd.Runtimes))

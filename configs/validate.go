@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -90,6 +91,8 @@ func (c *Config) validate() []error {
 		table := toml.Key{"plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", ctrd.DefaultRuntimeName}
 		add(containerdKey+".default_runtime_name", "%q has no [%s] table", ctrd.DefaultRuntimeName, table)
 	}
+
+	validateStreaming(c.Plugins.CRI, add)
 
 	f := c.Plugins.Fake
 	switch f.ContainerdVersion {
@@ -231,6 +234,43 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// CheckStreamAddress checks stream_server_address: loopback only.
+// containerd's "" (the node's default-route address) is refused too.
+func CheckStreamAddress(addr string) error {
+	if !isLoopback(addr) {
+		return fmt.Errorf("must be a loopback address (127.0.0.0/8, ::1 or localhost) so the streams are never reachable from the network, got %q", addr)
+	}
+	return nil
+}
+
+// validateStreaming checks the streaming server's keys: containerd's own
+// checks (the idle timeout parses, getStreamListenerMode's key pair rules)
+// and the fake's (the address is loopback).
+func validateStreaming(cri CRIConfig, add func(field, format string, args ...any)) {
+	if err := CheckStreamAddress(cri.StreamServerAddress); err != nil {
+		add(criKey+".stream_server_address", "%v", err)
+	}
+	if _, err := strconv.ParseUint(cri.StreamServerPort, 10, 16); err != nil {
+		add(criKey+".stream_server_port", "must be a port number from 0 to 65535 (0: any free port), got %q", cri.StreamServerPort)
+	}
+	if d := cri.StreamIdleTimeout; d != "" {
+		if _, err := time.ParseDuration(d); err != nil {
+			add(criKey+".stream_idle_timeout", "invalid stream idle timeout: %v", err)
+		}
+	}
+	kp, key := cri.X509KeyPairStreaming, criKey+".x509_key_pair_streaming"
+	switch {
+	case cri.EnableTLSStreaming && kp.TLSCertFile != "" && kp.TLSKeyFile == "":
+		add(key+".tls_key_file", "must be set with tls_cert_file")
+	case cri.EnableTLSStreaming && kp.TLSCertFile == "" && kp.TLSKeyFile != "":
+		add(key+".tls_cert_file", "must be set with tls_key_file")
+	case !cri.EnableTLSStreaming && kp.TLSCertFile != "":
+		add(key+".tls_cert_file", "is set but enable_tls_streaming is not")
+	case !cri.EnableTLSStreaming && kp.TLSKeyFile != "":
+		add(key+".tls_key_file", "is set but enable_tls_streaming is not")
+	}
 }
 
 // checkPodCIDR checks the pod IP range: IPv4, in canonical form, and at

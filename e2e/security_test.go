@@ -233,7 +233,7 @@ func TestSecurity(t *testing.T) {
 		}
 	})
 
-	t.Run("no network listener", func(t *testing.T) {
+	t.Run("no network listener but streaming on loopback", func(t *testing.T) {
 		pids := []int{d.pid()}
 		for _, p := range shimProcesses(d.state) {
 			pids = append(pids, p.pid)
@@ -241,13 +241,22 @@ func TestSecurity(t *testing.T) {
 		if len(pids) < 2 {
 			t.Fatalf("want the server and at least one shim process, found %v", pids)
 		}
-		for _, pid := range pids {
+		for i, pid := range pids {
 			inodes := socketInodes(t, pid)
 			if len(inodes) == 0 {
 				t.Errorf("process %d has no socket open at all: the check would be vacuous", pid)
 			}
-			if s := inetSockets(t, inodes); len(s) > 0 {
-				t.Errorf("process %d has IP sockets %v; with no debug or metrics address it must have only unix sockets", pid, s)
+			socks := inetSockets(t, inodes)
+			if i > 0 {
+				if len(socks) > 0 {
+					t.Errorf("shim process %d has IP sockets %v; it must have only unix sockets", pid, socks)
+				}
+				continue
+			}
+			// The server: with no debug or metrics address, its one IP
+			// socket is the streaming server's, listening on loopback.
+			if len(socks) != 1 || !socks[0].listen || !socks[0].local.Addr().IsLoopback() {
+				t.Errorf("server process %d has IP sockets %v; want only the streaming server listening on loopback", pid, socks)
 			}
 		}
 	})
@@ -407,6 +416,14 @@ func TestNetworkEndpointsLoopbackOnly(t *testing.T) {
 			t.Errorf("debug.address %q: exit %d: %s; want refused, naming loopback", addr, code, out)
 		}
 	}
+	for _, addr := range []string{"0.0.0.0", "::", "", "10.0.0.1"} {
+		cfg := writeFile(t, dir, "stream.toml", fmt.Sprintf("[plugins.\"io.containerd.grpc.v1.cri\"]\nstream_server_address = %q\n", addr))
+		out, code := fcd(t, 10*time.Second, "serve", "--config", cfg, "--address", filepath.Join(dir, "x.sock"),
+			"--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"))
+		if code != 1 || !strings.Contains(out, "stream_server_address") || !strings.Contains(out, "loopback") {
+			t.Errorf("stream_server_address %q: exit %d: %s; want refused, naming the key and loopback", addr, code, out)
+		}
+	}
 
 	cfg := writeFile(t, dir, "loopback.toml", "[debug]\naddress = \"127.0.0.1:0\"\n")
 	d := newDaemon(t, "--config", cfg)
@@ -421,8 +438,8 @@ func TestNetworkEndpointsLoopbackOnly(t *testing.T) {
 			listening++
 		}
 	}
-	if listening != 1 {
-		t.Errorf("%d listening IP sockets (%v), want the one debug endpoint", listening, socks)
+	if listening != 2 {
+		t.Errorf("%d listening IP sockets (%v), want the debug endpoint and the streaming server", listening, socks)
 	}
 	d.stop()
 }

@@ -109,7 +109,7 @@ func TestConfigTypos(t *testing.T) {
 	path := writeFile(t, dir, "typo.toml", `version = 2
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_imgae = "registry.k8s.io/pause:3.9"
-  stream_server_port = "10010"
+  max_container_log_line_size = 16384
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
   SystemdCgrup = true
 `)
@@ -125,7 +125,7 @@ func TestConfigTypos(t *testing.T) {
 	for _, want := range []string{
 		"unknown key (ignored): " + cgroupKey + " (" + cgroupHint + ")",
 		"unknown key (ignored): " + imageKey + " (" + imageHint + ")",
-		`not modelled (ignored): plugins."io.containerd.grpc.v1.cri".stream_server_port`,
+		`not modelled (ignored): plugins."io.containerd.grpc.v1.cri".max_container_log_line_size`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("config check does not say %q:\n%s", want, out)
@@ -155,8 +155,8 @@ func TestConfigTypos(t *testing.T) {
 			t.Errorf("no start-up warning says %q:\n%s", want, strings.Join(warnings, "\n"))
 		}
 	}
-	if w := strings.Join(warnings, "\n"); strings.Contains(w, "stream_server_port") {
-		t.Errorf("a key containerd knows (stream_server_port) was warned about:\n%s", w)
+	if w := strings.Join(warnings, "\n"); strings.Contains(w, "max_container_log_line_size") {
+		t.Errorf("a key containerd knows (max_container_log_line_size) was warned about:\n%s", w)
 	}
 }
 

@@ -251,10 +251,10 @@ func errNotEmpty(what string, n int) error {
 }
 
 // unimplementedMethods are the CRI methods the fake does not serve (no
-// streaming exec/attach/port-forward server, no checkpointing, no metrics
-// or list streaming): each answers Unimplemented, whatever it is sent.
+// checkpointing, no metrics or list streaming): each answers
+// Unimplemented, whatever it is sent.
 var unimplementedMethods = []string{
-	"Exec", "Attach", "PortForward", "CheckpointContainer", "ListMetricDescriptors", "ListPodSandboxMetrics",
+	"CheckpointContainer", "ListMetricDescriptors", "ListPodSandboxMetrics",
 	"StreamPodSandboxes", "StreamContainers", "StreamContainerStats", "StreamPodSandboxStats",
 	"StreamPodSandboxMetrics", "StreamImages", "UpdatePodSandboxResources",
 }
@@ -347,6 +347,18 @@ func (fx *badFixture) cases() []badCase {
 				_, err := rt.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: id})
 				return err
 			}},
+		{name: "Exec", missing: codes.NotFound, notAnID: codes.NotFound,
+			checkCreated: true, created: codes.Unknown, check: true, exited: codes.Unknown,
+			call: func(ctx context.Context, id string) error {
+				_, err := rt.Exec(ctx, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true})
+				return err
+			}},
+		{name: "Attach", missing: codes.NotFound, notAnID: codes.NotFound,
+			checkCreated: true, created: codes.Unknown, check: true, exited: codes.Unknown,
+			call: func(ctx context.Context, id string) error {
+				_, err := rt.Attach(ctx, &runtime.AttachRequest{ContainerId: id, Stdout: true})
+				return err
+			}},
 		{name: "ExecSync", missing: codes.NotFound, notAnID: codes.NotFound,
 			checkCreated: true, created: codes.Unknown, check: true, exited: codes.Unknown,
 			call: func(ctx context.Context, id string) error {
@@ -378,6 +390,11 @@ func (fx *badFixture) cases() []badCase {
 		{name: "PodSandboxStats", missing: codes.NotFound, notAnID: codes.NotFound,
 			call: func(ctx context.Context, id string) error {
 				_, err := rt.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{PodSandboxId: id})
+				return err
+			}},
+		{name: "PortForward", missing: codes.NotFound, notAnID: codes.NotFound,
+			call: func(ctx context.Context, id string) error {
+				_, err := rt.PortForward(ctx, &runtime.PortForwardRequest{PodSandboxId: id, Port: []int32{80}})
 				return err
 			}},
 		{name: "CreateContainer", missing: codes.NotFound, notAnID: codes.NotFound,
@@ -709,7 +726,8 @@ func (fx *badFixture) cases() []badCase {
 		"CreateContainer": codes.InvalidArgument, "StartContainer": codes.InvalidArgument, "StopContainer": codes.InvalidArgument,
 		"RemoveContainer": codes.InvalidArgument, "ListContainers": codes.OK, "ContainerStatus": codes.InvalidArgument,
 		"UpdateContainerResources": codes.InvalidArgument, "ReopenContainerLog": codes.InvalidArgument,
-		"ExecSync": codes.InvalidArgument, "ContainerStats": codes.InvalidArgument, "ListContainerStats": codes.OK,
+		"ExecSync": codes.InvalidArgument, "Exec": codes.InvalidArgument, "Attach": codes.InvalidArgument,
+		"PortForward": codes.InvalidArgument, "ContainerStats": codes.InvalidArgument, "ListContainerStats": codes.OK,
 		"PodSandboxStats": codes.InvalidArgument, "ListPodSandboxStats": codes.OK,
 		"PullImage": codes.InvalidArgument, "ImageStatus": codes.InvalidArgument, "ListImages": codes.OK,
 		"RemoveImage": codes.InvalidArgument, "ImageFsInfo": codes.OK,

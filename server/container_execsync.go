@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
 	"github.com/fakecontainerd/fakecontainerd/shim"
@@ -52,17 +54,30 @@ func (c *criService) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (
 	}
 	var stdout, stderr limitedBuffer
 	stdout.max, stderr.max = maxExecSyncOutput, maxExecSyncOutput
-	code, err := c.execInContainer(ctx, cntr.ID, r.GetCmd(), time.Duration(r.GetTimeout())*time.Second, &stdout, &stderr)
+	code, err := c.execInternal(ctx, cntr.ID, execOptions{
+		cmd: r.GetCmd(), timeout: time.Duration(r.GetTimeout()) * time.Second, stdout: &stdout, stderr: &stderr,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to exec in container: %w", err)
 	}
 	return &runtime.ExecSyncResponse{Stdout: stdout.b.Bytes(), Stderr: stderr.b.Bytes(), ExitCode: int32(code)}, nil
 }
 
-// execInContainer is containerd's execInternal: create the exec with its
-// FIFOs, wait, start, copy the output, and on timeout (project time) kill it
-// and report "timeout <d> exceeded".
-func (c *criService) execInContainer(ctx context.Context, id string, cmd []string, timeout time.Duration, stdout, stderr io.Writer) (uint32, error) {
+// execOptions are containerd's: how an exec is run and what its streams
+// are.
+type execOptions struct {
+	cmd            []string
+	stdin          io.Reader // nil: no stdin FIFO
+	stdout, stderr io.Writer // nil discards
+	tty            bool
+	resize         <-chan remotecommand.TerminalSize
+	timeout        time.Duration // 0: none
+}
+
+// execInternal is containerd's: create the exec with its FIFOs, wait,
+// start, copy the streams, and on timeout (project time) kill it and report
+// "timeout <d> exceeded". ExecSync and the streaming Exec both come here.
+func (c *criService) execInternal(ctx context.Context, id string, opts execOptions) (uint32, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rec, err := c.db.GetContainer(ctx, id)
@@ -78,13 +93,24 @@ func (c *criService) execInContainer(ctx context.Context, id string, cmd []strin
 		return 0, fmt.Errorf("failed to load task: %w", err)
 	}
 	pspec := *spec.Process
-	pspec.Terminal, pspec.Args = false, cmd
+	pspec.Terminal, pspec.Args = opts.tty, opts.cmd
+	if opts.tty {
+		pspec.Env = append(slices.Clone(pspec.Env), "TERM=xterm")
+	}
+	stdout, stderr := opts.stdout, opts.stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
 	execID := generateID()
-	fifos, err := newFIFOSet(c.ioDir(id, execID[:16]), execID, false)
+	c.log.WithField("id", id).Debugf("Generated exec id %q for container %q", execID, id)
+	fifos, err := newFIFOSet(c.ioDir(id, execID[:16]), execID, opts.tty, opts.stdin != nil)
 	if err != nil {
 		return 0, fmt.Errorf("failed to create exec %q io: %w", execID, err)
 	}
-	process, err := task.Exec(ctx, shim.ExecOpts{ID: execID, Spec: &pspec, Stdout: fifos.stdout, Stderr: fifos.stderr})
+	process, err := task.Exec(ctx, shim.ExecOpts{ID: execID, Spec: &pspec, Stdin: fifos.stdin, Stdout: fifos.stdout, Stderr: fifos.stderr})
 	if err != nil {
 		closeIO(fifos)
 		return 0, fmt.Errorf("failed to create exec %q: %w", execID, err)
@@ -112,7 +138,19 @@ func (c *criService) execInContainer(ctx context.Context, id string, cmd []strin
 	if err := process.Start(ctx); err != nil {
 		return 0, fmt.Errorf("failed to start exec %q: %w", execID, err)
 	}
+	handleResizing(ctx, opts.resize, func(size remotecommand.TerminalSize) {
+		if err := process.Resize(ctx, uint32(size.Width), uint32(size.Height)); err != nil {
+			c.log.WithError(err).WithField("id", id).Errorf("Failed to resize process %q console for container %q", execID, id)
+		}
+	})
+	// StdinOnce: the client's stdin ending closes the process's.
+	fifos.copyIn(opts.stdin, func() {
+		if err := process.CloseIO(ctx); err != nil && ctx.Err() == nil && !shim.IsNotFound(err) {
+			c.log.WithError(err).WithField("id", id).Debugf("Failed to close stdin of exec %q", execID)
+		}
+	})
 	execCtx := ctx
+	timeout := opts.timeout
 	if timeout > 0 {
 		var execCancel context.CancelFunc
 		execCtx, execCancel = c.clock.WithTimeout(ctx, timeout)

@@ -27,7 +27,9 @@ const (
 // fifoSet is one process's output FIFOs and the daemon's read ends.
 type fifoSet struct {
 	dir            string
-	stdout, stderr string // "" when the stream is not wanted (tty: no stderr)
+	stdin          string   // "" without stdin
+	stdinW         *os.File // the daemon's write end of stdin
+	stdout, stderr string   // "" when the stream is not wanted (tty: no stderr)
 	readers        map[string]*os.File
 }
 
@@ -35,7 +37,11 @@ type fifoSet struct {
 // blocking, before the shim opens the write ends (as containerd/fifo does).
 // The readers must only be read once the shim has opened its ends: a FIFO
 // with no writer reads EOF.
-func newFIFOSet(dir, id string, tty bool) (_ *fifoSet, retErr error) {
+//
+// With stdin, its FIFO is opened read-write here (containerd/fifo's trick
+// for a write end that must not block for a reader): the shim's read end
+// then never sees a false EOF, and closing it here is the EOF.
+func newFIFOSet(dir, id string, tty, stdin bool) (_ *fifoSet, retErr error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create io directory of %s: %w", id, err)
 	}
@@ -45,6 +51,17 @@ func newFIFOSet(dir, id string, tty bool) (_ *fifoSet, retErr error) {
 			fs.close()
 		}
 	}()
+	if stdin {
+		path := filepath.Join(dir, id+"-stdin")
+		if err := syscall.Mkfifo(path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("create stdin fifo of %s: %w", id, err)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open stdin fifo of %s: %w", id, err)
+		}
+		fs.stdin, fs.stdinW = path, f
+	}
 	streams := []string{streamStdout, streamStderr}
 	if tty {
 		streams = streams[:1]
@@ -73,6 +90,9 @@ func (fs *fifoSet) close() {
 	for _, r := range fs.readers {
 		r.Close()
 	}
+	if fs.stdinW != nil {
+		fs.stdinW.Close()
+	}
 	os.RemoveAll(fs.dir)
 }
 
@@ -92,6 +112,23 @@ func (fs *fifoSet) copyOut(handle func(stream string, r io.Reader), done func())
 		fs.close()
 		if done != nil {
 			done()
+		}
+	}()
+}
+
+// copyIn copies in to the process's stdin until in ends, then closes the
+// write end (the process reads EOF) and calls closed, as containerd's
+// exec IO does with StdinOnce (closed is the task's CloseIO). A process that
+// exits first ends the copy at its next write.
+func (fs *fifoSet) copyIn(in io.Reader, closed func()) {
+	if fs.stdinW == nil || in == nil {
+		return
+	}
+	go func() {
+		io.Copy(fs.stdinW, in)
+		fs.stdinW.Close()
+		if closed != nil {
+			closed()
 		}
 	}()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -65,6 +66,10 @@ func (c *criService) removeContainer(ctx context.Context, cntr containerstore.Co
 	}
 	if err := os.RemoveAll(c.containerRootDir(id)); err != nil {
 		return fmt.Errorf("failed to remove container root directory %q: %w", c.containerRootDir(id), err)
+	}
+	// The volatile root: the stdin FIFO, any exec's leftovers.
+	if err := os.RemoveAll(filepath.Join(c.stateDir, "containers", id)); err != nil {
+		return fmt.Errorf("failed to remove volatile container root directory for %q: %w", id, err)
 	}
 	c.containerStore.Delete(id)
 	c.containerNames.release(cntr.Name)

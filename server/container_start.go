@@ -73,9 +73,18 @@ func (c *criService) StartContainer(ctx context.Context, r *runtime.StartContain
 		}
 		stdout = shim.LogURI(cntr.LogPath)
 	}
+	// A container created with stdin gets a FIFO for it (containerd's
+	// container IO has one), which the shim reads and Attach writes.
+	stdin := ""
+	if cntr.Config.GetStdin() {
+		stdin = c.containerStdinPath(id)
+		if err := createStdinFIFO(stdin); err != nil {
+			return nil, fmt.Errorf("failed to create container io: %w", err)
+		}
+	}
 	task, err := c.shims.Create(ctx, shim.CreateOpts{
 		ID: id, Group: sb.ID, Spec: &spec, Rootfs: c.rootfsMounts(rec.SnapshotKey),
-		Stdout: stdout, Stderr: stdout, Terminal: tty,
+		Stdin: stdin, Stdout: stdout, Stderr: stdout, Terminal: tty,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create containerd task: %w", err)

@@ -318,6 +318,39 @@ func (in *instrumentedService) ExecSync(ctx context.Context, r *runtime.ExecSync
 	return instrument(in, ctx, "ExecSync", r.GetContainerId(), r, texts, in.c.ExecSync)
 }
 
+func (in *instrumentedService) Exec(ctx context.Context, r *runtime.ExecRequest) (*runtime.ExecResponse, error) {
+	texts := containerCall[*runtime.ExecRequest, *runtime.ExecResponse]("Exec", logrus.DebugLevel)
+	texts.enter = func(r *runtime.ExecRequest) string {
+		return fmt.Sprintf("Exec for %q with command %+v, tty %v and stdin %v", r.GetContainerId(), r.GetCmd(), r.GetTty(), r.GetStdin())
+	}
+	texts.ok = func(r *runtime.ExecRequest, res *runtime.ExecResponse) string {
+		return fmt.Sprintf("Exec for %q returns URL %q", r.GetContainerId(), res.GetUrl())
+	}
+	return instrument(in, ctx, "Exec", r.GetContainerId(), r, texts, in.c.Exec)
+}
+
+func (in *instrumentedService) Attach(ctx context.Context, r *runtime.AttachRequest) (*runtime.AttachResponse, error) {
+	texts := containerCall[*runtime.AttachRequest, *runtime.AttachResponse]("Attach", logrus.DebugLevel)
+	texts.enter = func(r *runtime.AttachRequest) string {
+		return fmt.Sprintf("Attach for %q with tty %v and stdin %v", r.GetContainerId(), r.GetTty(), r.GetStdin())
+	}
+	texts.ok = func(r *runtime.AttachRequest, res *runtime.AttachResponse) string {
+		return fmt.Sprintf("Attach for %q returns URL %q", r.GetContainerId(), res.GetUrl())
+	}
+	return instrument(in, ctx, "Attach", r.GetContainerId(), r, texts, in.c.Attach)
+}
+
+func (in *instrumentedService) PortForward(ctx context.Context, r *runtime.PortForwardRequest) (*runtime.PortForwardResponse, error) {
+	texts := sandboxCall[*runtime.PortForwardRequest, *runtime.PortForwardResponse]("Portforward", logrus.InfoLevel)
+	texts.enter = func(r *runtime.PortForwardRequest) string {
+		return fmt.Sprintf("Portforward for %q port %v", r.GetPodSandboxId(), r.GetPort())
+	}
+	texts.ok = func(r *runtime.PortForwardRequest, res *runtime.PortForwardResponse) string {
+		return fmt.Sprintf("Portforward for %q returns URL %q", r.GetPodSandboxId(), res.GetUrl())
+	}
+	return instrument(in, ctx, "PortForward", r.GetPodSandboxId(), r, texts, in.c.PortForward)
+}
+
 func (in *instrumentedService) ContainerStats(ctx context.Context, r *runtime.ContainerStatsRequest) (*runtime.ContainerStatsResponse, error) {
 	texts := containerCall[*runtime.ContainerStatsRequest, *runtime.ContainerStatsResponse]("ContainerStats", logrus.DebugLevel)
 	texts.ok = func(r *runtime.ContainerStatsRequest, res *runtime.ContainerStatsResponse) string {

@@ -79,6 +79,7 @@ type criService struct {
 
 	eventMonitor *eventMonitor
 	events       *containerEventBroadcaster
+	streamServer *streamServer
 
 	faults  *faults.Injector
 	toggles *faults.Toggles
@@ -242,6 +243,9 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	}
 	c.eventMonitor.start()
 
+	if c.streamServer, err = newStreamServer(c, cfg.Plugins.CRI); err != nil {
+		return nil, fmt.Errorf("failed to create stream server: %w", err)
+	}
 	if s.admin, err = c.startAdmin(AdminAddress(cfg)); err != nil {
 		return nil, err
 	}
@@ -320,6 +324,7 @@ func (s *Server) Close() {
 		}
 		c := s.cri
 		c.stop()
+		c.streamServer.close()
 		s.metricsEndpoint.close()
 		s.debugEndpoint.close()
 		if s.admin != nil {

@@ -2,6 +2,11 @@ package shim
 
 import (
 	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"syscall"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v2"
@@ -51,7 +56,7 @@ func (p *Init) execIn(r *taskAPI.ExecProcessRequest) error {
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "exec %s in %s: %v", r.ExecID, p.id, err)
 	}
-	_, err = p.model.addExec(r.ExecID, spec, r.Stdout, r.Stderr)
+	_, err = p.model.addExec(r.ExecID, spec, r.Stdin, r.Stdout, r.Stderr)
 	return err
 }
 
@@ -147,4 +152,85 @@ func (s *Service) deleteExec(r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse,
 		return nil, err
 	}
 	return &taskAPI.DeleteResponse{Pid: e.pid, ExitStatus: e.code, ExitedAt: timestamppb.New(e.exitedAt)}, nil
+}
+
+// closeIO closes a process's stdin, as runc-shim's CloseIO closes the pipe
+// to the process: it reads EOF.
+func (s *Service) closeIO(r *taskAPI.CloseIORequest) error {
+	if !r.Stdin {
+		return nil
+	}
+	if r.ExecID == "" {
+		p, err := s.get(r.ID)
+		if err != nil {
+			return err
+		}
+		if p.model != nil {
+			p.model.stdin.closeWrite()
+		}
+		return nil
+	}
+	_, e, err := s.getExec(r.ID, r.ExecID)
+	if err != nil {
+		return err
+	}
+	e.stdin.closeWrite()
+	return nil
+}
+
+// stdinStream is a process's stdin: the read end of the FIFO the daemon
+// writes, and a write end of the shim's own (runc-shim keeps one), so the
+// process does not read EOF whenever no client writes. CloseIO closes the
+// shim's write end: once the daemon's is closed too, the process reads
+// what was written, then EOF, as from a pipe. Close (the process ended)
+// closes both; a read blocked then returns EOF.
+type stdinStream struct {
+	r, keep *os.File
+	mu      sync.Mutex
+	closed  bool
+}
+
+// openStdin opens the FIFO's read end without blocking, then the shim's
+// write end (which a reader lets open at once).
+func openStdin(path string) (*stdinStream, error) {
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	keep, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &stdinStream{r: r, keep: keep}, nil
+}
+
+func (s *stdinStream) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && errors.Is(err, os.ErrClosed) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// closeWrite is CloseIO: the shim lets go of its write end. Nil-safe.
+func (s *stdinStream) closeWrite() {
+	if s != nil {
+		s.keep.Close()
+	}
+}
+
+// Close is idempotent and nil-safe (a process without stdin).
+func (s *stdinStream) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.keep.Close()
+	return s.r.Close()
 }

@@ -135,6 +135,9 @@ type CreateOpts struct {
 	// (the daemon reads them into the container log); "" drops the stream.
 	Stdout, Stderr string
 	Terminal       bool
+	// Stdin is the FIFO of the process's stdin (a container created with
+	// stdin), "" for none.
+	Stdin string
 }
 
 // bundleGroup is written next to address so a restarted daemon knows which
@@ -158,7 +161,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOpts) (*Task, error) {
 		return nil, err
 	}
 	resp, err := sc.task.Create(ctx, &taskAPI.CreateTaskRequest{
-		ID: o.ID, Bundle: bundle, Rootfs: o.Rootfs, Stdout: o.Stdout, Stderr: o.Stderr, Terminal: o.Terminal,
+		ID: o.ID, Bundle: bundle, Rootfs: o.Rootfs, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Terminal: o.Terminal,
 	})
 	if err != nil {
 		os.RemoveAll(bundle)

@@ -28,7 +28,8 @@ import (
 type model struct {
 	program *command.Program
 	view    *command.View
-	env     command.Env // without the output streams
+	env     command.Env  // without the output streams
+	stdin   *stdinStream // nil: created without stdin
 	stdout  io.WriteCloser
 	stderr  io.WriteCloser
 	log     *logrus.Entry
@@ -47,7 +48,10 @@ type model struct {
 // are opened now, as runc's init inherits them at create: a reader that is
 // waiting (the daemon opened them first) sees EOF only when the process is
 // gone.
-func (s *Service) newModel(id string, spec *specs.Spec, stdoutPath, stderrPath string, terminal bool) *model {
+//
+// A stdin FIFO gets a write end of the shim's own (stdinStream): the
+// process reads EOF only after CloseIO, not whenever no client is attached.
+func (s *Service) newModel(id string, spec *specs.Spec, stdinPath, stdoutPath, stderrPath string, terminal bool) *model {
 	log := s.cfg.Log.WithField("id", id)
 	m := &model{log: log, execs: map[string]*execProcess{}, openOutput: s.openOutput}
 	var args []string
@@ -71,6 +75,13 @@ func (s *Service) newModel(id string, spec *specs.Spec, stdoutPath, stderrPath s
 	env.FS = m.view
 	m.env = env
 	m.program = command.Parse(args)
+	if stdinPath != "" {
+		if in, err := openStdin(stdinPath); err != nil {
+			log.WithError(err).WithField("path", stdinPath).Warn("cannot open process stdin; it reads EOF")
+		} else {
+			m.stdin = in
+		}
+	}
 	m.stdout = s.openOutput(log, stdoutPath, "stdout")
 	m.stderr = m.stdout
 	if !terminal {
@@ -137,7 +148,10 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) Close() error                { return nil }
 
 func (m *model) closeOutputs() {
-	m.closeOnce.Do(func() { closeStreams(m.stdout, m.stderr) })
+	m.closeOnce.Do(func() {
+		closeStreams(m.stdout, m.stderr)
+		m.stdin.Close()
+	})
 }
 
 // start runs the main program, unless annotations script the process
@@ -157,6 +171,9 @@ func (m *model) start(b Behaviour, exited func(code uint32)) {
 	m.cancel = cancel
 	env := m.env
 	env.Stdout, env.Stderr = m.stdout, m.stderr
+	if m.stdin != nil {
+		env.Stdin = m.stdin
+	}
 	go func() {
 		code, err := m.program.Run(ctx, env)
 		var unknown *command.UnknownCommandError
@@ -192,6 +209,8 @@ type execProcess struct {
 	program *command.Program
 	vars    []string // the exec's environment, on top of the container's
 	dir     string
+	stdin   *stdinStream // nil: the exec has no stdin
+	tty     bool
 	stdout  io.WriteCloser
 	stderr  io.WriteCloser
 
@@ -206,7 +225,7 @@ type execProcess struct {
 }
 
 // addExec records a created exec process.
-func (m *model) addExec(execID string, spec *specs.Process, stdoutPath, stderrPath string) (*execProcess, error) {
+func (m *model) addExec(execID string, spec *specs.Process, stdinPath, stdoutPath, stderrPath string) (*execProcess, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.execs[execID]; ok {
@@ -214,7 +233,17 @@ func (m *model) addExec(execID string, spec *specs.Process, stdoutPath, stderrPa
 	}
 	e := &execProcess{id: execID, pid: fakePid(execID), program: command.Parse(spec.Args),
 		vars: spec.Env, dir: spec.Cwd, status: statusCreated, done: make(chan struct{})}
+	if stdinPath != "" {
+		in, err := openStdin(stdinPath)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "open stdin of exec %s: %v", execID, err)
+		}
+		e.stdin = in
+	}
 	e.stdout = m.openOutput(m.log, stdoutPath, "stdout")
+	if spec.Terminal {
+		e.tty, e.stdout = true, &ttyOutput{w: e.stdout}
+	}
 	e.stderr = e.stdout
 	if !spec.Terminal {
 		e.stderr = m.openOutput(m.log, stderrPath, "stderr")
@@ -248,6 +277,12 @@ func (m *model) startExec(e *execProcess, now func() time.Time, exited func(*exe
 	e.status, e.cancel = statusRunning, cancel
 	env := m.env
 	env.Stdout, env.Stderr = e.stdout, e.stderr
+	switch {
+	case e.stdin != nil && e.tty:
+		env.Stdin = &ttyInput{r: e.stdin, echo: e.stdout}
+	case e.stdin != nil:
+		env.Stdin = e.stdin
+	}
 	env.Vars = append(slices.Clone(env.Vars), e.vars...)
 	if e.dir != "" {
 		env.Dir = e.dir
@@ -283,6 +318,7 @@ func (e *execProcess) finishLocked(code uint32) {
 	e.status, e.code, e.exitedAt = statusStopped, code, e.now()
 	e.cancel()
 	closeStreams(e.stdout, e.stderr)
+	e.stdin.Close()
 	close(e.done)
 	go e.exited(e) // publishing must not hold e.mu
 }
@@ -331,6 +367,7 @@ func (m *model) deleteExec(execID string) (*execProcess, error) {
 	if e.status == statusCreated {
 		// Deleting a created exec kills its waiting process.
 		closeStreams(e.stdout, e.stderr)
+		e.stdin.Close()
 		e.code, e.exitedAt = 128+uint32(syscall.SIGKILL), m.env.Clock.Now()
 	}
 	e.status = statusDeleted

@@ -103,7 +103,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		if spec, err := readSpec(r.Bundle); err == nil {
 			// The view serves execs; the program is not resumed and the
 			// outputs are not reattached (README, process model).
-			p.model = s.newModel(r.ID, spec, "", "", false)
+			p.model = s.newModel(r.ID, spec, "", "", "", false)
 		}
 		if r.Status != statusDeleted {
 			if err := p.rootfs.attach(s.rootfsFilesystem(), cfg.Clock.Now()); err != nil {
@@ -280,7 +280,7 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		return nil, status.Errorf(codes.InvalidArgument, "create %s: %v", r.ID, err)
 	}
 	p := s.newInit(r.ID, r.Bundle, fakePid(r.ID), b, rootfs)
-	p.model = s.newModel(r.ID, spec, r.Stdout, r.Stderr, r.Terminal)
+	p.model = s.newModel(r.ID, spec, r.Stdin, r.Stdout, r.Stderr, r.Terminal)
 	p.publishViewLocked() // not yet shared: no lock needed
 	if err := p.persist(p); err != nil {
 		p.model.stop()
@@ -469,10 +469,15 @@ func (s *Service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskReque
 	return nil, status.Errorf(codes.Unimplemented, "checkpoint is not supported by fakecontainerd")
 }
 
+// ResizePty is accepted and ignored: the model's terminal has no size
+// (nothing it runs asks for one).
 func (s *Service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*emptypb.Empty, error) {
 	return &emptypb.Empty{}, nil
 }
 
 func (s *Service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*emptypb.Empty, error) {
+	if err := s.closeIO(r); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
 }

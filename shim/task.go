@@ -319,3 +319,17 @@ func (t *Task) Delete(ctx context.Context, opts ...DeleteOpt) (*ExitStatus, erro
 	t.m.cfg.Log.WithFields(logrus.Fields{"id": t.id, "method": "TaskDelete", "cost": t.m.cfg.Clock.Since(start)}).Debug("task deleted")
 	return &ExitStatus{Code: resp.ExitStatus, ExitedAt: resp.ExitedAt.AsTime()}, nil
 }
+
+// Resize sets the init process's terminal size (the shim ignores it).
+func (t *Task) Resize(ctx context.Context, width, height uint32) error {
+	defer t.track("ResizePty")()
+	_, err := t.shim.task.ResizePty(ctx, &taskAPI.ResizePtyRequest{ID: t.id, Width: width, Height: height})
+	return fromShim(err)
+}
+
+// CloseIO closes the init process's stdin.
+func (t *Task) CloseIO(ctx context.Context) error {
+	defer t.track("CloseIO")()
+	_, err := t.shim.task.CloseIO(ctx, &taskAPI.CloseIORequest{ID: t.id, Stdin: true})
+	return fromShim(err)
+}

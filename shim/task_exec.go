@@ -18,6 +18,7 @@ const ProcessSpecTypeURL = "types.containerd.io/opencontainers/runtime-spec/1/Pr
 type ExecOpts struct {
 	ID             string
 	Spec           *specs.Process
+	Stdin          string // the FIFO the daemon writes; "" for none
 	Stdout, Stderr string // FIFOs, as for the init process
 }
 
@@ -36,7 +37,7 @@ func (t *Task) Exec(ctx context.Context, o ExecOpts) (*Process, error) {
 	}
 	defer t.track("Exec")()
 	_, err = t.shim.task.Exec(ctx, &taskAPI.ExecProcessRequest{
-		ID: t.id, ExecID: o.ID, Terminal: o.Spec.Terminal, Stdout: o.Stdout, Stderr: o.Stderr,
+		ID: t.id, ExecID: o.ID, Terminal: o.Spec.Terminal, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
 		Spec: &anypb.Any{TypeUrl: ProcessSpecTypeURL, Value: data},
 	})
 	if err != nil {
@@ -79,6 +80,20 @@ func (p *Process) Kill(ctx context.Context, sig syscall.Signal) error {
 	defer p.t.track("Kill")()
 	_, err := p.t.shim.task.Kill(ctx, &taskAPI.KillRequest{ID: p.t.id, ExecID: p.id, Signal: uint32(sig)})
 	return p.t.m.fromShim(err)
+}
+
+// CloseIO closes the exec's stdin (containerd's WithStdinCloser).
+func (p *Process) CloseIO(ctx context.Context) error {
+	defer p.t.track("CloseIO")()
+	_, err := p.t.shim.task.CloseIO(ctx, &taskAPI.CloseIORequest{ID: p.t.id, ExecID: p.id, Stdin: true})
+	return fromShim(err)
+}
+
+// Resize sets the exec's terminal size.
+func (p *Process) Resize(ctx context.Context, width, height uint32) error {
+	defer p.t.track("ResizePty")()
+	_, err := p.t.shim.task.ResizePty(ctx, &taskAPI.ResizePtyRequest{ID: p.t.id, ExecID: p.id, Width: width, Height: height})
+	return fromShim(err)
 }
 
 // Delete removes the exec, killing it first if it still runs (containerd's

@@ -31,9 +31,10 @@ func TestCluster(t *testing.T) {
 	t.Run("incident1", func(t *testing.T) { testIncident1(ctx, t, c) })
 }
 
-// clusterUp runs `cluster.sh up` in a short temp run dir (unix socket
-// paths), and `down` at the end, pass or fail, keeping the logs in _logs.
-func clusterUp(t *testing.T, nodes int, arms string) *cluster {
+// clusterUp runs `cluster.sh up` (with extra arguments) in a short temp
+// run dir (unix socket paths), and `down` at the end, pass or fail, keeping
+// the logs in _logs.
+func clusterUp(t *testing.T, nodes int, arms string, extra ...string) *cluster {
 	t.Helper()
 	fake := os.Getenv("FAKECONTAINERD")
 	if fake == "" {
@@ -76,7 +77,7 @@ func clusterUp(t *testing.T, nodes int, arms string) *cluster {
 			t.Logf("remove %s: %v", runDir, err)
 		}
 	})
-	if err := sh("up", "--nodes", fmt.Sprint(nodes), "--arms", arms); err != nil {
+	if err := sh(append([]string{"up", "--nodes", fmt.Sprint(nodes), "--arms", arms}, extra...)...); err != nil {
 		t.Fatal(err)
 	}
 	c, err := openCluster(runDir)

@@ -40,6 +40,10 @@ type Program struct {
 	params  []string // $0 and the positional parameters of sh -c
 	syntax  error    // the script does not parse: running prints it, exits 2
 	unknown []string
+	// interactive: a shell with no -c, which reads its commands from
+	// stdin (EOF at once when it has none).
+	interactive bool
+	lang        syntax.LangVariant
 }
 
 // UnknownCommandError is returned by Run when the program reaches a
@@ -74,9 +78,10 @@ func Parse(args []string) *Program {
 	}
 	script, opts, params, ok := shellScript(args)
 	if !ok {
-		// sh with no -c reads its script from stdin; a container's stdin is
-		// not attached in this model, so it reads EOF and exits 0.
+		// sh with no -c reads its commands from stdin (kubectl exec -i
+		// POD -- sh); with no stdin it reads EOF and exits 0.
 		p.file = &syntax.File{}
+		p.interactive, p.lang = true, lang
 		return p
 	}
 	p.params = append(append(opts, "--"), params[1:]...)
@@ -167,6 +172,9 @@ type Env struct {
 	Clock clock.Clock
 	// Init is the container's main command, for pgrep and pidof.
 	Init []string
+	// Stdin is what the process reads (an exec's or an attached stream);
+	// nil reads EOF.
+	Stdin io.Reader
 	// Stdout and Stderr receive the output as it is written; nil discards.
 	Stdout, Stderr io.Writer
 }
@@ -199,11 +207,11 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 	if env.Hostname != "" {
 		vars = append(vars, "HOSTNAME="+env.Hostname)
 	}
-	m := &machine{env: env}
+	m := &machine{env: env, notFound: p.interactive && env.Stdin != nil}
 	r, err := interp.New(
 		interp.Env(expand.ListEnviron(vars...)),
 		interp.Params(p.params...),
-		interp.StdIO(nil, stdout, stderr),
+		interp.StdIO(env.Stdin, stdout, stderr),
 		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return m.exec }),
 		interp.OpenHandler(m.open),
 		interp.StatHandler(m.stat),
@@ -216,6 +224,9 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 	// Dir must exist on the host for interp.Dir; the container's working
 	// directory is the model's, so set it after the checks.
 	r.Dir = env.Dir
+	if p.interactive && env.Stdin != nil {
+		return p.runInteractive(ctx, r, env.Stdin, stderr)
+	}
 	err = r.Run(ctx, p.file)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
@@ -231,6 +242,43 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 		return 0, unknown
 	}
 	return 0, fmt.Errorf("run %q: %w", p.args, err)
+}
+
+// runInteractive is a shell reading its commands from stdin: each complete
+// statement runs as it arrives; a command the model does not know is "not
+// found" (127, machine.notFound) and the shell goes on, as sh does; exit or
+// EOF ends it.
+func (p *Program) runInteractive(ctx context.Context, r *interp.Runner, stdin io.Reader, stderr io.Writer) (int, error) {
+	code := 0
+	for stmts, perr := range syntax.NewParser(syntax.Variant(p.lang)).InteractiveSeq(stdin) {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if perr != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", p.shellName(), strings.Replace(syntaxMessage(perr), "-c: ", "", 1))
+			return ExitSyntax, nil
+		}
+		for _, st := range stmts {
+			err := r.Run(ctx, st)
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			switch {
+			case err == nil:
+				code = 0
+			default:
+				c, ok := errors.AsType[interp.ExitStatus](err)
+				if !ok {
+					return 0, fmt.Errorf("run %q: %w", p.args, err)
+				}
+				code = int(c)
+			}
+			if r.Exited() {
+				return code, nil
+			}
+		}
+	}
+	return code, nil
 }
 
 func (p *Program) shellName() string { return path.Base(p.args[0]) }

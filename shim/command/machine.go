@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -16,7 +17,13 @@ import (
 
 // machine is what the interpreter's handlers reach: the container's FS,
 // clock and identity, in place of the host's.
-type machine struct{ env Env }
+type machine struct {
+	env Env
+	// notFound: a command the model does not know is "not found" (127)
+	// and the run goes on, as in an interactive shell, instead of ending
+	// the run with an UnknownCommandError.
+	notFound bool
+}
 
 // call is one run of a utility.
 type call struct {
@@ -39,7 +46,12 @@ type utility func(c *call) (int, error)
 func (m *machine) exec(ctx context.Context, args []string) error {
 	hc := interp.HandlerCtx(ctx)
 	c := &call{ctx: ctx, m: m, hc: hc, vars: hc.Env, stdin: hc.Stdin, stdout: hc.Stdout, stderr: hc.Stderr}
-	return c.run(args)
+	err := c.run(args)
+	if unknown, ok := errors.AsType[*UnknownCommandError](err); ok && m.notFound {
+		fmt.Fprintf(c.stderr, "sh: %s: not found\n", unknown.Name)
+		return interp.ExitStatus(127)
+	}
+	return err
 }
 
 // run runs args[0] as a program with args[1:].

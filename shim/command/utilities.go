@@ -293,6 +293,12 @@ func (c *call) inputs(ops []string, fn func(name string, data []byte)) int {
 
 func cat(c *call) (int, error) {
 	_, ops := flags(c.args, "")
+	if len(ops) == 0 && c.stdin != nil {
+		// Stdin is copied as it comes, so an interactive `cat` echoes each
+		// line (kubectl exec -i) rather than all of it at EOF.
+		io.Copy(c.stdout, c.stdin)
+		return 0, nil
+	}
 	code := c.inputs(ops, func(_ string, data []byte) { c.stdout.Write(data) })
 	return code, nil
 }
