@@ -8,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats bench fuzz fuzz-short soak bench-recover crash report-check
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-scenario cluster-watch cluster-stats bench fuzz fuzz-short soak bench-recover crash report-check
 
 all: build
 
@@ -157,6 +157,14 @@ cluster-status:
 # Incident 1 on the SEL nodes at once; per node, what the API shows.
 cluster-incident1:
 	$(FAKECLUSTER) incident1 -run-dir $(CLUSTER_DIR) -nodes $(SEL)
+# Cluster scenario files (README "Writing a cluster scenario"), all at once on
+# one cluster: brought up for them (and down after) unless one is up in
+# CLUSTER_DIR. KEEP=1 leaves their objects and that cluster in place.
+SCENARIO ?= configs/scenarios/cluster/incident1.toml
+KEEP     ?=
+cluster-scenario: build
+	cd e2e/cluster && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) \
+		$(GO) run . run -run-dir $(CLUSTER_DIR) $(if $(KEEP),-keep) $(abspath $(SCENARIO))
 # Every SEL node's Ready condition, taints and pods on one timeline, for WATCH.
 WATCH ?= 5m
 cluster-watch:
@@ -165,9 +173,10 @@ cluster-watch:
 cluster-stats:
 	$(FAKECLUSTER) stats -run-dir $(CLUSTER_DIR) -nodes $(SEL)
 
-# The cluster suite (e2e/cluster, its own module): four nodes with the
-# incident-1 arms; baseline must go NotReady in the API and recover, the
-# fix arms stay Ready. Logs under e2e/cluster/_logs/.
+# The cluster suite (e2e/cluster, its own module): eight nodes running the
+# cluster scenarios incident1.toml (baseline must go NotReady in the API and
+# recover, the fix arms stay Ready) and node-lifecycle.toml (eviction,
+# runtime down, a hung kubelet) at once. Logs under e2e/cluster/_logs/.
 E2E_CLUSTER_FLAGS ?= -timeout 45m
 e2e-cluster: build
 	@KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl >/dev/null
