@@ -260,7 +260,11 @@ func reportText(results []scenarioResult, timeline string) string {
 
 // runClusterSh runs cluster.sh with RUN_DIR set.
 func runClusterSh(script, runDir string, env []string, args ...string) ([]byte, error) {
-	if _, err := os.Stat(script); err != nil {
+	script, err := filepath.Abs(script)
+	if err == nil {
+		_, err = os.Stat(script)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("cluster.sh: %w (run from e2e/cluster or give -cluster-sh)", err)
 	}
 	cmd := exec.Command(script, args...)
