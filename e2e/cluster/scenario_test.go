@@ -177,3 +177,64 @@ func TestCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestAssignNodes: scenarios take the cluster's nodes in order, each
+// checked against the arm it declares, and their selectors stay within
+// their own nodes.
+func TestAssignNodes(t *testing.T) {
+	dir := t.TempDir()
+	arms := map[string]string{"fk-1": "baseline", "fk-2": "volatile", "fk-3": "baseline"}
+	for n, arm := range arms {
+		if err := os.MkdirAll(filepath.Join(dir, "nodes", n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "nodes", n, "arm"), []byte(arm+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &cluster{runDir: dir}
+	parse := func(name, nodes string) *clusterScenario {
+		s, err := parseScenario([]byte("name = \""+name+"\"\ncluster = true\nduration = \"1m\"\n"+nodes), filepath.Join(dir, "s.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a := parse("a", "[[nodes]]\narm = \"baseline\"\nlabels = { role = \"x\" }\n[[nodes]]\narm = \"volatile\"\nlabels = { role = \"y\" }\n")
+	b := parse("b", "[[nodes]]\nlabels = { role = \"x\" }\n")
+	all := []string{"fk-1", "fk-2", "fk-3"}
+	if err := assignNodes(c, all, []*clusterScenario{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(a.names, ",") != "fk-1,fk-2" || strings.Join(b.names, ",") != "fk-3" {
+		t.Fatalf("a on %v, b on %v; want fk-1,fk-2 and fk-3", a.names, b.names)
+	}
+	r := &scenarioRun{labels: map[string]map[string]string{}}
+	for _, s := range []*clusterScenario{a, b} {
+		for i, n := range s.names {
+			r.labels[n] = s.nodeLabels(i)
+		}
+	}
+	for _, tc := range []struct {
+		s         *clusterScenario
+		sel, want string
+	}{
+		{a, "role=x", "fk-1"}, // fk-3 is role=x too, but b's
+		{b, "role=x", "fk-3"},
+		{a, "all", "fk-1,fk-2"},
+		{a, "count:1", "fk-1"},
+		{a, "role!=x", "fk-2"},
+		{a, scenarioLabel + "=b", ""},
+	} {
+		if got := strings.Join(r.nodesOf(tc.s, tc.sel), ","); got != tc.want {
+			t.Errorf("scenario %s nodes %q = %q, want %q", tc.s.Name, tc.sel, got, tc.want)
+		}
+	}
+	// A scenario whose arms do not match the running cluster is refused.
+	if err := assignNodes(c, all, []*clusterScenario{b, a}); err == nil || !strings.Contains(err.Error(), `node fk-2 runs arm "volatile", the scenario wants "baseline"`) {
+		t.Errorf("mismatched arms: %v", err)
+	}
+	if err := assignNodes(c, all, []*clusterScenario{a, b, b}); err == nil || !strings.Contains(err.Error(), "need 4 nodes") {
+		t.Errorf("too few nodes: %v", err)
+	}
+}
