@@ -228,8 +228,9 @@ func (r *scenarioRun) checkPods(s *clusterScenario, e podExpect, hist map[string
 	}
 	what := "pods " + sel
 	if e.On != "" {
+		on := r.nodesOf(s, e.On)
 		for k, h := range pods {
-			if !matchLabels(e.On, r.labels[h.last.node]) {
+			if !slices.Contains(on, h.last.node) {
 				delete(pods, k)
 			}
 		}
@@ -311,11 +312,7 @@ func (r *scenarioRun) checkPods(s *clusterScenario, e podExpect, hist map[string
 	if e.Running != nil {
 		var on []string
 		if e.RunningOn != "" {
-			for _, n := range s.names {
-				if matchLabels(e.RunningOn, r.labels[n]) {
-					on = append(on, n)
-				}
-			}
+			on = r.nodesOf(s, e.RunningOn)
 		}
 		n := 0
 		var where []string

@@ -122,8 +122,13 @@ func (r *scenarioRun) nodesOf(s *clusterScenario, sel string) []string {
 		return slices.Clone(s.names[:min(n, len(s.names))])
 	}
 	var out []string
+	names := s.byName(sel)
 	for _, n := range s.names {
-		if matchLabels(sel, r.labels[n]) {
+		if names != nil {
+			if slices.Contains(names, r.labels[n][nameLabel]) {
+				out = append(out, n)
+			}
+		} else if matchLabels(sel, r.labels[n]) {
 			out = append(out, n)
 		}
 	}

@@ -28,6 +28,9 @@ import (
 // selectors stay within its own nodes and pods when several run at once.
 const scenarioLabel = "fakecontainerd.io/scenario"
 
+// nameLabel carries a scenario node's name of the file's own.
+const nameLabel = "fakecontainerd.io/node-name"
+
 type clusterScenario struct {
 	Name        string `toml:"name"`
 	Summary     string `toml:"summary"`
@@ -55,6 +58,9 @@ type clusterScenario struct {
 
 // scenarioNode is one node (or Count identical ones).
 type scenarioNode struct {
+	// Name, optional, lets the file's selectors pick the node by it
+	// (nodes = "evict,spare"); the node carries it as nameLabel.
+	Name string `toml:"name"`
 	// Arm is cluster.sh's: baseline, or fixes joined by +, optionally
 	// @FILE (a fakecontainerd config, relative to the scenario file).
 	Arm    string            `toml:"arm"`
@@ -196,7 +202,7 @@ type notReadyExpect struct {
 // (label selector; pods that left the API count with their last state).
 type podExpect struct {
 	Pods string `toml:"pods"`
-	// On keeps the pods whose (last) node matches this node selector.
+	// On keeps the pods whose (last) node this node selector picks.
 	On string `toml:"on"`
 	// Phase is every matching pod's phase at the end (pods still there).
 	Phase string `toml:"phase"`
@@ -209,7 +215,7 @@ type podExpect struct {
 	// Terminating bounds how long deleted pods stayed in the API.
 	Terminating span `toml:"terminating"`
 	// Running is how many matching pods run and are Ready at the end,
-	// on RunningOn's nodes (a node selector) if set.
+	// on the nodes RunningOn picks (a node selector) if set.
 	Running   *int   `toml:"running"`
 	RunningOn string `toml:"running_on"`
 }
@@ -349,6 +355,17 @@ func parseScenario(data []byte, path string) (*clusterScenario, error) {
 		if n.Count < 0 || n.Count > 250 {
 			return nil, fmt.Errorf("%s.count: want 1..250, got %d", field, n.Count)
 		}
+		if n.Name != "" {
+			if !labelValue.MatchString(n.Name) || strings.Contains(n.Name, ":") {
+				return nil, fmt.Errorf("%s.name %q: want a label value", field, n.Name)
+			}
+			if n.Count != 1 {
+				return nil, fmt.Errorf("%s.name %q: a named entry is one node (count = 1)", field, n.Name)
+			}
+			if slices.Contains(s.nodeNames(), n.Name) && slices.Index(s.nodeNames(), n.Name) < i {
+				return nil, fmt.Errorf("%s.name %q: used twice", field, n.Name)
+			}
+		}
 		if n.Arm == "" {
 			n.Arm = "baseline"
 		}
@@ -366,7 +383,7 @@ func parseScenario(data []byte, path string) (*clusterScenario, error) {
 			n.Arm = fixes + "@" + abs
 		}
 		for k, v := range n.Labels {
-			if k == scenarioLabel || k == "fakecontainerd.io/arm" {
+			if k == scenarioLabel || k == nameLabel || k == "fakecontainerd.io/arm" {
 				return nil, fmt.Errorf("%s.labels: %s is set by the runner", field, k)
 			}
 			if !labelValue.MatchString(v) {
@@ -477,10 +494,10 @@ func parseScenario(data []byte, path string) (*clusterScenario, error) {
 		if err := checkSelector(e.Pods, true); err != nil {
 			return nil, fmt.Errorf("%s.pods: %w", field, err)
 		}
-		if err := checkSelector(e.On, true); err != nil {
+		if err := checkSelector(e.On, false); err != nil {
 			return nil, fmt.Errorf("%s.on: %w", field, err)
 		}
-		if err := checkSelector(e.RunningOn, true); err != nil {
+		if err := checkSelector(e.RunningOn, false); err != nil {
 			return nil, fmt.Errorf("%s.running_on: %w", field, err)
 		}
 	}
@@ -529,8 +546,9 @@ func parseManifests(src []byte) ([]map[string]any, error) {
 }
 
 // checkSelector: "", all, count:N or a label selector (K=V, K!=V, K,
-// comma-joined). Node names are not accepted in a file: which cluster
-// node a scenario node lands on depends on what else runs.
+// comma-joined); the file's own node names are label-selector-shaped.
+// Cluster node names (fk-3) mean nothing in a file: which cluster node a
+// scenario node lands on depends on what else runs.
 func checkSelector(sel string, labelsOnly bool) error {
 	if sel == "" || (!labelsOnly && sel == "all") {
 		return nil
@@ -605,6 +623,33 @@ func matchLabels(sel string, labels map[string]string) bool {
 	return true
 }
 
+// nodeNames is the names of the file's named node entries, in order
+// (one per entry, "" for unnamed ones).
+func (s *clusterScenario) nodeNames() []string {
+	var out []string
+	for _, nd := range s.Nodes {
+		out = append(out, nd.Name)
+	}
+	return out
+}
+
+// byName is sel as a label selector on nameLabel if every part of it is
+// a node name the file declares (evict,spare), "" if not.
+func (s *clusterScenario) byName(sel string) []string {
+	if sel == "" {
+		return nil
+	}
+	var out []string
+	for _, part := range strings.Split(sel, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" || !slices.Contains(s.nodeNames(), part) {
+			return nil
+		}
+		out = append(out, part)
+	}
+	return out
+}
+
 // nodeCount is how many cluster nodes the scenario declares.
 func (s *clusterScenario) nodeCount() int {
 	n := 0
@@ -632,6 +677,9 @@ func (s *clusterScenario) nodeLabels(i int) map[string]string {
 			l := map[string]string{scenarioLabel: s.Name}
 			for k, v := range nd.Labels {
 				l[k] = v
+			}
+			if nd.Name != "" {
+				l[nameLabel] = nd.Name
 			}
 			return l
 		}

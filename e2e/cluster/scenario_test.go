@@ -238,3 +238,29 @@ func TestAssignNodes(t *testing.T) {
 		t.Errorf("too few nodes: %v", err)
 	}
 }
+
+func TestNodeNames(t *testing.T) {
+	body := "name = \"t\"\ncluster = true\nduration = \"1m\"\n[[nodes]]\nname = \"evict\"\n[[nodes]]\nname = \"spare\"\n[[nodes]]\ncount = 2\n"
+	s, err := parseScenario([]byte(body), "s.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.names = []string{"fk-5", "fk-6", "fk-7", "fk-8"}
+	r := &scenarioRun{labels: map[string]map[string]string{}}
+	for i, n := range s.names {
+		r.labels[n] = s.nodeLabels(i)
+	}
+	for sel, want := range map[string]string{"evict": "fk-5", "spare,evict": "fk-5,fk-6", "evict,other": "", nameLabel: "fk-5,fk-6", "all": "fk-5,fk-6,fk-7,fk-8"} {
+		if got := strings.Join(r.nodesOf(s, sel), ","); got != want {
+			t.Errorf("nodes %q = %q, want %q", sel, got, want)
+		}
+	}
+	for _, bad := range []string{
+		"[[nodes]]\nname = \"a\"\n[[nodes]]\nname = \"a\"\n",
+		"[[nodes]]\nname = \"a\"\ncount = 2\n",
+	} {
+		if _, err := parseScenario([]byte("name = \"t\"\ncluster = true\nduration = \"1m\"\n"+bad), "s.toml"); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
