@@ -154,18 +154,24 @@ func runScenarios(ctx context.Context, c *cluster, scenarios []*clusterScenario,
 	}
 	r := &scenarioRun{c: c, scenarios: scenarios, out: out, labels: map[string]map[string]string{},
 		lists: map[string]*incident.Lister{}, updates: map[string]*callLog{}}
+	nodes, err := c.nodes(ctx, "")
+	if err != nil {
+		return nil, "", err
+	}
+	previous := map[string]string{}
+	for _, n := range nodes {
+		previous[n.Metadata.Name] = n.Metadata.Annotations[labelsAnnotation]
+	}
 	var used []string
 	for _, s := range scenarios {
 		for i, n := range s.names {
-			patch := map[string]any{"metadata": map[string]any{"labels": s.nodeLabels(i)}}
-			if err := c.patch(ctx, "/api/v1/nodes/"+n, patch); err != nil {
+			if err := c.patch(ctx, "/api/v1/nodes/"+n, labelPatch(previous[n], s.nodeLabels(i))); err != nil {
 				return nil, "", fmt.Errorf("scenario %s: label node %s: %w", s.Name, n, err)
 			}
 		}
 		used = append(used, s.names...)
 	}
-	nodes, err := c.nodes(ctx, "")
-	if err != nil {
+	if nodes, err = c.nodes(ctx, ""); err != nil {
 		return nil, "", err
 	}
 	for _, n := range nodes {
@@ -299,6 +305,31 @@ func runScenarios(ctx context.Context, c *cluster, scenarios []*clusterScenario,
 		results = append(results, r.evaluate(s))
 	}
 	return results, r.timeline(), runErr
+}
+
+// labelsAnnotation lists the label keys a run put on a node, so that the
+// next run on the same cluster removes those it does not set again.
+const labelsAnnotation = "fakecontainerd.io/scenario-labels"
+
+// labelPatch sets labels and removes the earlier run's (previous: its
+// comma-joined keys) that labels leaves out.
+func labelPatch(previous string, labels map[string]string) map[string]any {
+	set := map[string]any{}
+	for _, k := range strings.Split(previous, ",") {
+		if k != "" {
+			set[k] = nil
+		}
+	}
+	keys := make([]string, 0, len(labels))
+	for k, v := range labels {
+		set[k] = v
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return map[string]any{"metadata": map[string]any{
+		"labels":      set,
+		"annotations": map[string]any{labelsAnnotation: strings.Join(keys, ",")},
+	}}
 }
 
 func scenarioNames(ss []*clusterScenario) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -262,5 +263,14 @@ func TestNodeNames(t *testing.T) {
 		if _, err := parseScenario([]byte("name = \"t\"\ncluster = true\nduration = \"1m\"\n"+bad), "s.toml"); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+func TestLabelPatch(t *testing.T) {
+	p := labelPatch("fakecontainerd.io/scenario,role", map[string]string{scenarioLabel: "b", nameLabel: "spare"})
+	data, _ := json.Marshal(p)
+	want := `{"metadata":{"annotations":{"fakecontainerd.io/scenario-labels":"fakecontainerd.io/node-name,fakecontainerd.io/scenario"},"labels":{"fakecontainerd.io/node-name":"spare","fakecontainerd.io/scenario":"b","role":null}}}`
+	if string(data) != want {
+		t.Errorf("patch %s\nwant  %s", data, want)
 	}
 }
