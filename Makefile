@@ -8,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-containerd-2 e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats fake-node-image e2e-fake-node-image bench fuzz fuzz-short soak bench-recover crash report-check e2e-kubelet-ondemand
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-containerd-2 e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats fake-node-image e2e-fake-node-image bench fuzz fuzz-short soak bench-recover crash report-check e2e-kubelet-ondemand cluster-scenario
 
 all: build
 
@@ -178,6 +178,14 @@ cluster-status:
 # Incident 1 on the SEL nodes at once; per node, what the API shows.
 cluster-incident1:
 	$(FAKECLUSTER) incident1 -run-dir $(CLUSTER_DIR) -nodes $(SEL)
+# Cluster scenario files (README "Writing a cluster scenario"), all at once on
+# one cluster: brought up for them (and down after) unless one is up in
+# CLUSTER_DIR. KEEP=1 leaves their objects and that cluster in place.
+SCENARIO ?= configs/scenarios/cluster/incident1.toml
+KEEP     ?=
+cluster-scenario: build
+	cd e2e/cluster && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) \
+		$(GO) run . run -run-dir $(CLUSTER_DIR) $(if $(KEEP),-keep) $(abspath $(SCENARIO))
 # Every SEL node's Ready condition, taints and pods on one timeline, for WATCH.
 WATCH ?= 5m
 cluster-watch:
@@ -186,10 +194,12 @@ cluster-watch:
 cluster-stats:
 	$(FAKECLUSTER) stats -run-dir $(CLUSTER_DIR) -nodes $(SEL)
 
-# The cluster suite (e2e/cluster, its own module): four nodes with the
-# incident-1 arms; baseline must go NotReady in the API and recover, the
-# fix arms stay Ready. Then one loopback-named node for kubectl exec,
-# attach and port-forward (about 30 s). Logs under e2e/cluster/_logs/.
+# The cluster suite (e2e/cluster, its own module): eight nodes running the
+# cluster scenarios incident1.toml (baseline must go NotReady in the API and
+# recover, the fix arms stay Ready) and node-lifecycle.toml (eviction,
+# runtime down, a hung kubelet) at once. Then one loopback-named node for kubectl exec,
+# attach and port-forward (about 30 s), and the fake-node image on a real
+# containerd node (about 1 min). Logs under e2e/cluster/_logs/.
 E2E_CLUSTER_FLAGS ?= -timeout 45m
 e2e-cluster: build
 	@KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl >/dev/null

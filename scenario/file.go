@@ -282,6 +282,9 @@ func Parse(data []byte, source string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", source, err)
 	}
+	if md.IsDefined("cluster") {
+		return nil, fmt.Errorf("scenario %s: a cluster scenario (cluster = true) runs on a cluster of real kubelets: make cluster-scenario SCENARIO=%s", source, source)
+	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {

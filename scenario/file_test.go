@@ -26,6 +26,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	cases := []struct {
 		name, file, want string
 	}{
+		{"cluster scenario", "cluster = true\n" + minimal, "a cluster scenario (cluster = true) runs on a cluster"},
 		{"unknown key", minimal + "  [variants.expect]\n    pleg_health = true\n", "unknown key variants.expect.pleg_health"},
 		{"no name", strings.Replace(minimal, `name = "t"`, "", 1), "name: must be set"},
 		{"no duration", strings.Replace(minimal, `duration = "1m"`, "", 1), "duration: must be set"},

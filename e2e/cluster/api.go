@@ -121,8 +121,9 @@ type taint struct {
 
 type apiNode struct {
 	Metadata struct {
-		Name   string            `json:"name"`
-		Labels map[string]string `json:"labels"`
+		Name        string            `json:"name"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
 		Taints []taint `json:"taints"`
@@ -175,9 +176,10 @@ func (s apiContainerStatus) runtimeID() string {
 
 type apiPod struct {
 	Metadata struct {
-		Name              string     `json:"name"`
-		Namespace         string     `json:"namespace"`
-		DeletionTimestamp *time.Time `json:"deletionTimestamp"`
+		Name              string            `json:"name"`
+		Namespace         string            `json:"namespace"`
+		Labels            map[string]string `json:"labels"`
+		DeletionTimestamp *time.Time        `json:"deletionTimestamp"`
 	} `json:"metadata"`
 	Spec struct {
 		NodeName string `json:"nodeName"`
@@ -242,6 +244,84 @@ func (c *cluster) createPod(ctx context.Context, namespace string, manifest any)
 
 func (c *cluster) deletePod(ctx context.Context, namespace, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/namespaces/"+namespace+"/pods/"+name+"?gracePeriodSeconds=0", nil, nil)
+}
+
+// patch sends a JSON merge patch.
+func (c *cluster) patch(ctx context.Context, path string, body any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, c.api+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/merge-patch+json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("PATCH %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("PATCH %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// apiLease is a node's Lease in kube-node-lease.
+type apiLease struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec struct {
+		RenewTime *time.Time `json:"renewTime"`
+	} `json:"spec"`
+}
+
+func (c *cluster) leases(ctx context.Context) ([]apiLease, error) {
+	var list struct {
+		Items []apiLease `json:"items"`
+	}
+	err := c.do(ctx, http.MethodGet, "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", nil, &list)
+	return list.Items, err
+}
+
+// apiEvent is a core/v1 Event; recorders fill either firstTimestamp or
+// eventTime.
+type apiEvent struct {
+	Metadata struct {
+		CreationTimestamp time.Time `json:"creationTimestamp"`
+	} `json:"metadata"`
+	InvolvedObject struct {
+		Kind      string `json:"kind"`
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"involvedObject"`
+	Reason         string     `json:"reason"`
+	Message        string     `json:"message"`
+	Type           string     `json:"type"`
+	Count          int        `json:"count"`
+	FirstTimestamp *time.Time `json:"firstTimestamp"`
+	EventTime      *time.Time `json:"eventTime"`
+}
+
+func (e apiEvent) at() time.Time {
+	switch {
+	case e.FirstTimestamp != nil && !e.FirstTimestamp.IsZero():
+		return *e.FirstTimestamp
+	case e.EventTime != nil && !e.EventTime.IsZero():
+		return *e.EventTime
+	}
+	return e.Metadata.CreationTimestamp
+}
+
+func (c *cluster) events(ctx context.Context) ([]apiEvent, error) {
+	var list struct {
+		Items []apiEvent `json:"items"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/events", nil, &list)
+	return list.Items, err
 }
 
 // nodeDir is where cluster.sh keeps a node's sockets and configs.

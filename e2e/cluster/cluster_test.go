@@ -13,22 +13,49 @@ import (
 )
 
 // The cluster suite: one cluster from cluster.sh (a real control plane and
-// four nodes, each a real kubelet on its own fakecontainerd with its own
-// fix set), then pods on it, then incident 1 on every node at once with
-// expectations from the API. `make e2e-cluster` runs it; it needs
-// bin/fakecontainerd ($FAKECONTAINERD) and builds or finds the Kubernetes
-// binaries through build-kubelet.sh. Logs stay in _logs/.
-var testArms = []string{"baseline", "volatile", "stopping_state", "stopping_state_refined"}
+// eight nodes, each a real kubelet on its own fakecontainerd with its own
+// fix set), then pods on it, then the cluster scenario files
+// configs/scenarios/cluster/incident1.toml (incident 1 on four nodes, one
+// per arm) and node-lifecycle.toml (eviction, runtime down, a hung
+// kubelet) at once, on their own nodes, so their waits overlap; each
+// expectation of theirs is a check here. `make e2e-cluster` runs it; it
+// needs bin/fakecontainerd ($FAKECONTAINERD) and builds or finds the
+// Kubernetes binaries through build-kubelet.sh. Logs stay in _logs/.
+var ciScenarios = []string{"incident1.toml", "node-lifecycle.toml"}
 
 func TestCluster(t *testing.T) {
-	c := clusterUp(t, len(testArms), strings.Join(testArms, ","))
+	var scenarios []*clusterScenario
+	for _, f := range ciScenarios {
+		s, err := loadScenario(filepath.Join("..", "..", "configs", "scenarios", "cluster", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		scenarios = append(scenarios, s)
+	}
+	arms := allArms(scenarios)
+	c := clusterUp(t, len(arms), strings.Join(arms, ","))
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	t.Run("pods", func(t *testing.T) { testPods(ctx, t, c) })
 	if t.Failed() {
 		return
 	}
-	t.Run("incident1", func(t *testing.T) { testIncident1(ctx, t, c) })
+	t.Run("scenarios", func(t *testing.T) {
+		results, timeline, err := runScenarios(ctx, c, scenarios, func(s string) { t.Log(strings.TrimSuffix(s, "\n")) })
+		text := reportText(results, timeline)
+		t.Logf("the cluster scenarios:\n%s", text)
+		_ = os.WriteFile(filepath.Join(c.runDir, "logs", "scenario.txt"), []byte(text), 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range results {
+			for _, e := range r.results {
+				if !e.ok {
+					t.Errorf("scenario %s: %s: %s", r.s.Name, e.what, e.detail)
+				}
+			}
+		}
+	})
 }
 
 // clusterUp runs `cluster.sh up` (with extra arguments) in a short temp
@@ -43,7 +70,9 @@ func clusterUp(t *testing.T, nodes int, arms string, extra ...string) *cluster {
 	if _, err := os.Stat(fake); err != nil {
 		t.Fatalf("fakecontainerd binary: %v (make e2e-cluster builds it)", err)
 	}
-	runDir, err := os.MkdirTemp("", "fkc-")
+	// A short run dir (kubelet's unix socket paths); CLUSTER_TEST_TMPDIR
+	// picks where, PORT_BASE the first port.
+	runDir, err := os.MkdirTemp(os.Getenv("CLUSTER_TEST_TMPDIR"), "fkc-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,12 +153,12 @@ func testPods(ctx context.Context, t *testing.T, c *cluster) {
 	}
 	const replicas = 8
 	deploy := map[string]any{
-		"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "web"},
+		"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "rollout"},
 		"spec": map[string]any{
 			"replicas": replicas,
-			"selector": map[string]any{"matchLabels": map[string]string{"app": "web"}},
+			"selector": map[string]any{"matchLabels": map[string]string{"app": "rollout"}},
 			"template": map[string]any{
-				"metadata": map[string]any{"labels": map[string]string{"app": "web"}},
+				"metadata": map[string]any{"labels": map[string]string{"app": "rollout"}},
 				"spec":     pod("", "")["spec"],
 			},
 		},
@@ -144,11 +173,11 @@ func testPods(ctx context.Context, t *testing.T, c *cluster) {
 				AvailableReplicas int `json:"availableReplicas"`
 			} `json:"status"`
 		}
-		if err := c.do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/default/deployments/web", nil, &d); err != nil {
+		if err := c.do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/default/deployments/rollout", nil, &d); err != nil {
 			return err
 		}
 		if d.Status.AvailableReplicas != replicas || d.Status.UpdatedReplicas != replicas {
-			return fmt.Errorf("deployment web: %d updated, %d available of %d", d.Status.UpdatedReplicas, d.Status.AvailableReplicas, replicas)
+			return fmt.Errorf("deployment rollout: %d updated, %d available of %d", d.Status.UpdatedReplicas, d.Status.AvailableReplicas, replicas)
 		}
 		return nil
 	})
@@ -161,16 +190,16 @@ func testPods(ctx context.Context, t *testing.T, c *cluster) {
 	}
 	spread := map[string]int{}
 	for _, p := range pods {
-		if strings.HasPrefix(p.Metadata.Name, "web-") {
+		if strings.HasPrefix(p.Metadata.Name, "rollout-") {
 			spread[p.Spec.NodeName]++
 		}
 	}
-	t.Logf("deployment web rolled out: %d replicas available, per node %v", replicas, spread)
+	t.Logf("deployment rollout rolled out: %d replicas available, per node %v", replicas, spread)
 	if len(spread) < 2 {
-		t.Errorf("deployment web's pods all on %v; the scheduler should spread them", spread)
+		t.Errorf("deployment rollout's pods all on %v; the scheduler should spread them", spread)
 	}
 	// Leave the nodes as incident 1 expects them: only its own pods.
-	if err := c.do(ctx, http.MethodDelete, "/apis/apps/v1/namespaces/default/deployments/web?propagationPolicy=Foreground", nil, nil); err != nil {
+	if err := c.do(ctx, http.MethodDelete, "/apis/apps/v1/namespaces/default/deployments/rollout?propagationPolicy=Foreground", nil, nil); err != nil {
 		t.Error(err)
 	}
 	for _, name := range []string{"bound", "scheduled"} {
@@ -190,53 +219,5 @@ func testPods(ctx context.Context, t *testing.T, c *cluster) {
 	})
 	if err != nil {
 		t.Errorf("pods of this test not gone: %v", err)
-	}
-}
-
-// testIncident1: baseline goes NotReady in the API with kubelet's PLEG
-// message and recovers; every fix arm stays Ready; every job ends
-// Succeeded.
-func testIncident1(ctx context.Context, t *testing.T, c *cluster) {
-	nodes, err := selectNodes(ctx, c, "all")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := runIncident1(ctx, c, incident1Options{nodes: nodes, out: func(s string) { t.Log(s) }})
-	if res != nil {
-		t.Logf("incident 1 on the cluster:\n%s\ntimeline:\n%s", res.summary, res.watch.timeline(res.t0))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range res.nodes {
-		wins := res.watch.notReady(n.name, res.t0)
-		_, _, _, longestList := callSummary(n.lists.Calls(), 2*time.Second)
-		switch n.arm {
-		case "baseline":
-			if len(wins) == 0 {
-				t.Errorf("node %s (baseline): never NotReady in the API; want Ready=False with PLEG is not healthy", n.name)
-			}
-			for _, w := range wins {
-				if w.status != "False" || !strings.Contains(w.firstMsg, "PLEG is not healthy") {
-					t.Errorf("node %s (baseline): NotReady window Ready=%s %q; want Ready=False, PLEG is not healthy", n.name, w.status, w.firstMsg)
-				}
-				if w.to.IsZero() {
-					t.Errorf("node %s (baseline): did not recover from NotReady", n.name)
-				}
-			}
-			if longestList < time.Minute {
-				t.Errorf("node %s (baseline): longest ListContainers %v, want a stall over a minute", n.name, longestList)
-			}
-		default:
-			for _, w := range wins {
-				t.Errorf("node %s (%s): NotReady from %s (Ready=%s %q); want Ready throughout", n.name, n.arm, w.from.Format("15:04:05"), w.status, w.firstMsg)
-			}
-			if longestList > 10*time.Second {
-				t.Errorf("node %s (%s): longest ListContainers %v, want no stall", n.name, n.arm, longestList)
-			}
-		}
-		if n.finalDying.Status.Phase != "Succeeded" {
-			t.Errorf("node %s (%s): %s ended %s, want Succeeded (it exited 0)", n.name, n.arm, n.dying, n.finalDying.Status.Phase)
-		}
 	}
 }

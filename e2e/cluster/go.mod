@@ -3,9 +3,13 @@ module github.com/fakecontainerd/fakecontainerd/e2e/cluster
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	google.golang.org/grpc v1.85.0
 	k8s.io/cri-api v0.36.3
+	sigs.k8s.io/yaml v1.6.0
 )
+
+require go.yaml.in/yaml/v2 v2.4.2 // indirect
 
 require (
 	github.com/google/go-containerregistry v0.22.1

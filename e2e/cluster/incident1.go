@@ -218,31 +218,44 @@ func runIncident1(ctx context.Context, c *cluster, opt incident1Options) (*incid
 
 // run starts the node's CPU manager stand-in and its timed lister.
 func (n *incident1Node) run(ctx context.Context, wg *sync.WaitGroup, c *cluster) {
+	standInCPUManager(ctx, wg, n.cri, 10*time.Second, 2*time.Minute, &n.updates, func() []apiPod {
+		p, err := c.pod(ctx, "default", n.dying)
+		if err != nil {
+			return nil
+		}
+		return []apiPod{p}
+	})
+	n.lists.Run(ctx, wg)
+}
+
+// standInCPUManager plays the older kubelet's CPU manager: at a fixed rate,
+// as a time.Ticker (a pass that overruns is followed at once by the next),
+// UpdateContainerResources with a deadline on every container of pods()
+// that the API (kubelet's own status) reports running.
+func standInCPUManager(ctx context.Context, wg *sync.WaitGroup, rs cri.RuntimeServiceClient, period, timeout time.Duration, log *callLog, pods func() []apiPod) {
 	cpus := fmt.Sprintf("0-%d", runtime.NumCPU()-1)
 	wg.Add(1)
-	// The CPU manager: at a fixed rate, as a time.Ticker (a pass that
-	// overruns is followed at once by the next), on every container of
-	// the dying pod that the API (kubelet's own status) reports running.
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(10 * time.Second)
+		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for {
-			p, err := c.pod(ctx, "default", n.dying)
-			for _, s := range p.Status.ContainerStatuses {
-				if err != nil || s.State.Running == nil || s.runtimeID() == "" {
-					continue
+			for _, p := range pods() {
+				for _, s := range p.Status.ContainerStatuses {
+					if s.State.Running == nil || s.runtimeID() == "" {
+						continue
+					}
+					cctx, cancel := context.WithTimeout(ctx, timeout)
+					start := time.Now()
+					_, uerr := rs.UpdateContainerResources(cctx, &cri.UpdateContainerResourcesRequest{
+						ContainerId: s.runtimeID(), Linux: &cri.LinuxContainerResources{CpusetCpus: cpus},
+					})
+					cancel()
+					if ctx.Err() != nil {
+						return
+					}
+					log.add(incident.Call{ID: s.runtimeID(), Start: start, Took: time.Since(start), Err: uerr})
 				}
-				cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-				start := time.Now()
-				_, uerr := n.cri.UpdateContainerResources(cctx, &cri.UpdateContainerResourcesRequest{
-					ContainerId: s.runtimeID(), Linux: &cri.LinuxContainerResources{CpusetCpus: cpus},
-				})
-				cancel()
-				if ctx.Err() != nil {
-					return
-				}
-				n.updates.add(incident.Call{ID: s.runtimeID(), Start: start, Took: time.Since(start), Err: uerr})
 			}
 			select {
 			case <-ctx.Done():
@@ -251,7 +264,6 @@ func (n *incident1Node) run(ctx context.Context, wg *sync.WaitGroup, c *cluster)
 			}
 		}
 	}()
-	n.lists.Run(ctx, wg)
 }
 
 // fakeTime is fakecontainerd's logrus timestamp.

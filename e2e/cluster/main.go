@@ -1,6 +1,8 @@
 // Command fakecluster drives a cluster that cluster.sh brought up (a real
 // control plane, every node a real kubelet on its own fakecontainerd):
 //
+//	fakecluster run [-keep] FILE...        run cluster scenarios (one cluster, one time zero);
+//	                                       brings a cluster up (and down) if none is up
 //	fakecluster incident1 [-nodes SEL]     arm incident 1 on the nodes, report each from the API
 //	fakecluster watch -for 5m [-nodes SEL] every node's Ready/taints/pods on one timeline
 //	fakecluster stats [-interval 30s]      RSS and CPU per process and node, kubelet relist p99
@@ -16,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -34,7 +37,7 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: fakecluster incident1|watch|stats [-run-dir DIR] [flags] (-h for each)")
+	return errors.New("usage: fakecluster run|incident1|watch|stats [-run-dir DIR] [flags] (-h for each)")
 }
 
 func run(args []string) error {
@@ -48,8 +51,15 @@ func run(args []string) error {
 	observe := fs.Duration("observe", observeFor, "incident1: how long to watch after the last container exit")
 	watchFor := fs.Duration("for", 5*time.Minute, "watch: how long to watch")
 	interval := fs.Duration("interval", 30*time.Second, "stats: the interval CPU and relists are measured over")
+	keep := fs.Bool("keep", false, "run: leave the scenarios' objects, and a cluster it brought up, in place")
+	clusterSh := fs.String("cluster-sh", "cluster.sh", "run: cluster.sh, to bring a cluster up when none is")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if cmd == "run" {
+		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer cancel()
+		return runCommand(ctx, *runDir, *clusterSh, *keep, fs.Args(), func(s string) { fmt.Print(s) })
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected argument %q", cmd, fs.Arg(0))
@@ -171,4 +181,97 @@ func compareNodes(a, b string) int {
 		return ia - ib
 	}
 	return strings.Compare(a, b)
+}
+
+// runCommand is `fakecluster run`: load the scenarios, bring a cluster up
+// for them unless one is up, run them, report, and fail if any
+// expectation failed.
+func runCommand(ctx context.Context, runDir, clusterSh string, keep bool, files []string, out func(string)) (err error) {
+	if len(files) == 0 {
+		return errors.New("run: usage: fakecluster run [-keep] SCENARIO.toml... (cluster scenarios, e.g. configs/scenarios/cluster/incident1.toml)")
+	}
+	var scenarios []*clusterScenario
+	seen := map[string]bool{}
+	for _, f := range files {
+		s, err := loadScenario(f)
+		if err != nil {
+			return err
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("run: scenario %s given twice", s.Name)
+		}
+		seen[s.Name] = true
+		scenarios = append(scenarios, s)
+	}
+	if _, serr := os.Stat(filepath.Join(runDir, "cluster.env")); serr != nil {
+		arms := allArms(scenarios)
+		out(fmt.Sprintf("no cluster in %s: bringing up %d nodes (arms %s)\n", runDir, len(arms), strings.Join(arms, ",")))
+		if o, err := runClusterSh(clusterSh, runDir, nil, "up", "--nodes", strconv.Itoa(len(arms)), "--arms", strings.Join(arms, ",")); err != nil {
+			return fmt.Errorf("run: %w\n%s", err, o)
+		}
+		if !keep {
+			defer func() {
+				o, derr := runClusterSh(clusterSh, runDir, nil, "down")
+				if derr != nil {
+					err = errors.Join(err, fmt.Errorf("run: %w\n%s", derr, o))
+				}
+			}()
+		}
+	}
+	c, err := openCluster(runDir)
+	if err != nil {
+		return err
+	}
+	results, timeline, err := runScenarios(ctx, c, scenarios, out)
+	if !keep {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if derr := deleteObjects(dctx, c, scenarios); derr != nil {
+			out(fmt.Sprintf("cleanup: %v\n", derr))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	text := reportText(results, timeline)
+	out(text)
+	_ = os.WriteFile(filepath.Join(c.runDir, "logs", "scenario.txt"), []byte(text), 0o644)
+	failed := 0
+	for _, r := range results {
+		failed += r.failed()
+	}
+	if failed > 0 {
+		return fmt.Errorf("run: %d expectations failed", failed)
+	}
+	return nil
+}
+
+// reportText is every scenario's report, then the one timeline.
+func reportText(results []scenarioResult, timeline string) string {
+	var b strings.Builder
+	for _, r := range results {
+		b.WriteString(r.report)
+		b.WriteString("\n")
+	}
+	b.WriteString("timeline (all nodes; seconds from time zero):\n")
+	b.WriteString(timeline)
+	return b.String()
+}
+
+// runClusterSh runs cluster.sh with RUN_DIR set.
+func runClusterSh(script, runDir string, env []string, args ...string) ([]byte, error) {
+	script, err := filepath.Abs(script)
+	if err == nil {
+		_, err = os.Stat(script)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster.sh: %w (run from e2e/cluster or give -cluster-sh)", err)
+	}
+	cmd := exec.Command(script, args...)
+	cmd.Env = append(append(os.Environ(), "RUN_DIR="+runDir), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("cluster.sh %s: %w", strings.Join(args, " "), err)
+	}
+	return out, nil
 }

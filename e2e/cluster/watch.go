@@ -23,8 +23,19 @@ type watcher struct {
 	tl    []event
 	state map[string]*nodeState
 	pods  map[string]podState // namespace/name
+	hist  map[string]*podHist // namespace/name, kept after the pod is gone
 	polls int
 	errs  int
+}
+
+// podHist is what a pod went through while watched.
+type podHist struct {
+	labels       map[string]string
+	last         podState
+	wasReady     bool      // seen Ready=True
+	notReadySeen bool      // seen Ready=False after Ready=True
+	deletedSeen  time.Time // first seen Terminating
+	goneAt       time.Time // left the API
 }
 
 type event struct {
@@ -39,6 +50,10 @@ type nodeState struct {
 	windows   []window
 	taints    string
 	taintSeen []string // every taint set seen, in order
+	// The longest the Ready condition's lastHeartbeatTime and the node
+	// Lease's renewTime lagged behind the clock at a poll.
+	hbStale, leaseStale time.Duration
+	leaseRenew          time.Time
 }
 
 // window is a time the node's Ready condition was not True.
@@ -48,6 +63,9 @@ type window struct {
 	firstMsg, lastMsg string
 	reason            string
 	messages          int // distinct messages seen: kubelet re-posts the age every 10 s
+	// The longest the Ready condition's lastHeartbeatTime and the node
+	// Lease's renewTime lagged behind the clock during the window.
+	hbLag, leaseLag time.Duration
 }
 
 type podState struct {
@@ -65,7 +83,7 @@ func (p podState) String() string {
 }
 
 func newWatcher(c *cluster, nodes []string) *watcher {
-	w := &watcher{c: c, nodes: map[string]bool{}, state: map[string]*nodeState{}, pods: map[string]podState{}}
+	w := &watcher{c: c, nodes: map[string]bool{}, state: map[string]*nodeState{}, pods: map[string]podState{}, hist: map[string]*podHist{}}
 	for _, n := range nodes {
 		w.nodes[n] = true
 		w.state[n] = &nodeState{name: n, arm: c.arm(n)}
@@ -94,7 +112,8 @@ func (w *watcher) poll(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	nodes, nerr := w.c.nodes(cctx, "")
-	pods, perr := w.c.pods(cctx, "default")
+	pods, perr := w.c.pods(cctx, "")
+	leases, lerr := w.c.leases(cctx)
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -109,6 +128,18 @@ func (w *watcher) poll(ctx context.Context) {
 			continue
 		}
 		w.observeNode(st, n, now)
+	}
+	if lerr == nil {
+		for _, l := range leases {
+			if st := w.state[l.Metadata.Name]; st != nil && l.Spec.RenewTime != nil {
+				st.leaseRenew = *l.Spec.RenewTime
+				lag := now.Sub(*l.Spec.RenewTime)
+				st.leaseStale = max(st.leaseStale, lag)
+				if last := len(st.windows) - 1; last >= 0 && st.windows[last].to.IsZero() {
+					st.windows[last].leaseLag = max(st.windows[last].leaseLag, lag)
+				}
+			}
+		}
 	}
 	w.observePods(pods, now)
 }
@@ -128,13 +159,50 @@ func (w *watcher) observePods(pods []apiPod, now time.Time) {
 			w.add(now, ps.node, "pod %s: %s", p.Metadata.Name, ps)
 		}
 		w.pods[key] = ps
+		h := w.hist[key]
+		if h == nil {
+			h = &podHist{}
+			w.hist[key] = h
+		}
+		h.labels, h.last = p.Metadata.Labels, ps
+		switch ps.ready {
+		case "True":
+			h.wasReady = true
+		case "False":
+			h.notReadySeen = h.notReadySeen || h.wasReady
+		}
+		if ps.terminating && h.deletedSeen.IsZero() {
+			h.deletedSeen = now
+		}
 	}
 	for key, ps := range w.pods {
 		if !seen[key] {
 			w.add(now, ps.node, "pod %s: gone from the API", key[strings.IndexByte(key, '/')+1:])
 			delete(w.pods, key)
+			if h := w.hist[key]; h != nil {
+				h.goneAt = now
+			}
 		}
 	}
+}
+
+// history is a copy of every pod's history.
+func (w *watcher) history() map[string]podHist {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]podHist{}
+	for k, h := range w.hist {
+		out[k] = *h
+	}
+	return out
+}
+
+// staleness is the node's longest heartbeat and lease lag seen.
+func (w *watcher) staleness(node string) (heartbeat, lease time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.state[node]
+	return st.hbStale, st.leaseStale
 }
 
 func (w *watcher) observeNode(st *nodeState, n apiNode, now time.Time) {
@@ -160,8 +228,14 @@ func (w *watcher) observeNode(st *nodeState, n apiNode, now time.Time) {
 		}
 		win.lastMsg = r.Message
 		win.status = r.Status
+		if !r.LastHeartbeatTime.IsZero() {
+			win.hbLag = max(win.hbLag, now.Sub(r.LastHeartbeatTime))
+		}
 	}
 	st.ready = r
+	if !r.LastHeartbeatTime.IsZero() {
+		st.hbStale = max(st.hbStale, now.Sub(r.LastHeartbeatTime))
+	}
 	if t := n.taints(); t != st.taints {
 		if st.taints != "" || t != "none" {
 			w.add(now, st.name, "taints: %s", t)
@@ -238,7 +312,8 @@ func (w *watcher) summary(node string, since, t0 time.Time) string {
 		if !win.to.IsZero() {
 			to, dur = fmt.Sprintf("%+.0fs", win.to.Sub(t0).Seconds()), win.to.Sub(win.from)
 		}
-		fmt.Fprintf(&b, "  NotReady window: Ready=%s from %+.0fs to %s (%.0fs), reason %s\n", win.status, win.from.Sub(t0).Seconds(), to, dur.Seconds(), win.reason)
+		fmt.Fprintf(&b, "  NotReady window: Ready=%s from %+.0fs to %s (%.0fs), reason %s; heartbeat lag up to %.0fs, lease lag up to %.0fs\n",
+			win.status, win.from.Sub(t0).Seconds(), to, dur.Seconds(), win.reason, win.hbLag.Seconds(), win.leaseLag.Seconds())
 		fmt.Fprintf(&b, "    first message: %s\n", win.firstMsg)
 		if win.lastMsg != win.firstMsg {
 			fmt.Fprintf(&b, "    last message:  %s (%d distinct messages seen)\n", win.lastMsg, win.messages)
