@@ -53,6 +53,19 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == roleDensity {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := density(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		if err == flag.ErrHelp {
+			return
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cribench density: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
 		if err == flag.ErrHelp {
