@@ -3,7 +3,7 @@
 //
 //	fakecluster incident1 [-nodes SEL]     arm incident 1 on the nodes, report each from the API
 //	fakecluster watch -for 5m [-nodes SEL] every node's Ready/taints/pods on one timeline
-//	fakecluster stats [-interval 30s]      RSS and CPU per process and node, kubelet relist p99
+//	fakecluster stats [-interval 30s] [-row] RSS, PSS and CPU per process and node, kubelet relist p99
 //
 // SEL picks nodes: all (default), count:N (the first N), KEY=VALUE (a node
 // label, e.g. fakecontainerd.io/arm=baseline) or NAME[,NAME...]. Arm a
@@ -48,6 +48,7 @@ func run(args []string) error {
 	observe := fs.Duration("observe", observeFor, "incident1: how long to watch after the last container exit")
 	watchFor := fs.Duration("for", 5*time.Minute, "watch: how long to watch")
 	interval := fs.Duration("interval", 30*time.Second, "stats: the interval CPU and relists are measured over")
+	row := fs.Bool("row", false, "stats: also print the fleet as a markdown table row (make bench's fleet row)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -102,6 +103,9 @@ func run(args []string) error {
 			return err
 		}
 		out(s.String())
+		if *row {
+			out("\n" + fleetHeader + s.Row())
+		}
 		return nil
 	}
 	return usage()
