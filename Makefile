@@ -122,8 +122,8 @@ bench: build
 # for FLEET_SETTLE, then `fakecluster stats -row`: RSS (and PSS) and CPU per
 # node, kubelet relist p99. The cluster is brought down whatever happens.
 # Builds the Kubernetes binaries first when the cache lacks them (about 12
-# minutes on an empty machine) and says so. 10 nodes take about 4 minutes on
-# two cores.
+# minutes on an empty machine) and says so. 10 nodes take about 2 minutes on
+# two cores, 50 about 4.
 FLEET_NODES  ?= 10
 FLEET_PODS   ?= 5
 FLEET_SETTLE ?= 40
