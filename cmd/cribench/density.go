@@ -46,30 +46,16 @@ func parseDensityFlags(args []string, stderr io.Writer) (*densityOptions, error)
 	fs.StringVar(&o.keep, "keep", "", "write the heap and goroutine profiles into this directory")
 	fcdArgs := fs.String("fcd-args", "", "extra flags for `fakecontainerd serve`, space-separated")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parseCommon(fs, args, quiet, &o.progress); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if *quiet {
-		o.progress = io.Discard
-	}
-	for _, c := range []struct {
-		name string
-		v    int
-	}{{"pods", o.pods}, {"per-pod", o.perPod}, {"workers", o.workers}} {
-		if c.v <= 0 {
-			return nil, fmt.Errorf("--%s %d: must be positive", c.name, c.v)
-		}
 	}
 	if o.settle < 0 {
 		return nil, fmt.Errorf("--settle %v: must not be negative", o.settle)
 	}
-	o.fcdArgs = strings.Fields(*fcdArgs)
-	if _, err := os.Stat(o.fakecontainerd); err != nil {
-		return nil, fmt.Errorf("--fakecontainerd: %w (run `make build` first)", err)
+	if err := checkCommon(o.fakecontainerd, []positive{{"pods", o.pods}, {"per-pod", o.perPod}, {"workers", o.workers}}); err != nil {
+		return nil, err
 	}
+	o.fcdArgs = strings.Fields(*fcdArgs)
 	return o, nil
 }
 

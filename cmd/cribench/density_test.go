@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,11 +15,7 @@ import (
 // read, the goroutines grow with the pods, the profiles are written and the
 // table names each row. The figures themselves are `make bench`'s.
 func TestDensitySmoke(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "fakecontainerd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/fakecontainerd/fakecontainerd/cmd/fakecontainerd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build fakecontainerd: %v\n%s", err, out)
-	}
+	bin := buildFakecontainerd(t)
 	keep := t.TempDir()
 	o, err := parseDensityFlags([]string{"--fakecontainerd", bin, "--pods", "3", "--settle", "0s", "--keep", keep, "--quiet"}, io.Discard)
 	if err != nil {
