@@ -8,7 +8,7 @@ SOCK    := $(RUN_DIR)/fakecontainerd.sock
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/fakecontainerd/fakecontainerd/server.Version=$(VERSION)
 
-.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-containerd-2 e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats fake-node-image e2e-fake-node-image bench fuzz fuzz-short soak bench-recover crash report-check e2e-kubelet-ondemand cluster-scenario
+.PHONY: all build run test test-under-load vet unit clean e2e-kubelet e2e-containerd e2e-containerd-2 e2e-cluster cluster-up cluster-down cluster-status cluster-incident1 cluster-watch cluster-stats fake-node-image e2e-fake-node-image bench fuzz fuzz-short soak bench-recover crash report-check e2e-kubelet-ondemand cluster-scenario bench-fleet
 
 all: build
 
@@ -105,11 +105,48 @@ crash:
 
 # The CRI load benchmark (cmd/cribench): fakecontainerd against kubelet's
 # fake runtime and a floor, at 1,000 and 10,000 containers; a table, or one
-# JSON object with BENCH_FLAGS=--json. Not part of `make test` (a smoke run
-# of it is). Takes about three minutes on two cores.
-BENCH_FLAGS ?=
+# JSON object with BENCH_FLAGS=--json. Then one node's density (cribench
+# density: fakecontainerd alone at DENSITY_PODS pods, RSS, heap and
+# goroutines) and the fleet row (bench-fleet). Not part of `make test` (a
+# smoke run of it is). About three minutes on two cores, plus the fleet's;
+# FLEET_NODES=0 leaves the fleet out.
+BENCH_FLAGS  ?=
+DENSITY_PODS ?= 110
 bench: build
 	$(GO) run ./cmd/cribench --fakecontainerd $(BIN) $(BENCH_FLAGS)
+	$(GO) run ./cmd/cribench density --fakecontainerd $(BIN) --pods $(DENSITY_PODS)
+	@if [ "$(FLEET_NODES)" != 0 ]; then $(MAKE) --no-print-directory bench-fleet; fi
+
+# The fleet row: a local cluster (cluster.sh, below) of FLEET_NODES nodes in
+# FLEET_DIR, FLEET_PODS pods per node (a Deployment of `sleep 3600`), idle
+# for FLEET_SETTLE, then `fakecluster stats -row`: RSS (and PSS) and CPU per
+# node, kubelet relist p99. The cluster is brought down whatever happens.
+# Builds the Kubernetes binaries first when the cache lacks them (about 12
+# minutes on an empty machine) and says so. 10 nodes take about 2 minutes on
+# two cores, 50 about 4.
+FLEET_NODES  ?= 10
+FLEET_PODS   ?= 5
+FLEET_SETTLE ?= 40
+FLEET_DIR    ?= $(RUN_DIR)/bench-fleet
+FLEET_SH     := RUN_DIR=$(FLEET_DIR) FAKECONTAINERD=$(CURDIR)/$(BIN) KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) $(CURDIR)/e2e/cluster/cluster.sh
+bench-fleet: build
+	@set -e; mkdir -p $(dir $(FLEET_DIR)); \
+	cache=$${KUBELET_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fakecontainerd}; missing=; \
+	for b in kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl; do \
+		[ -x "$$cache/$$b-$(KUBE_VERSION)/$$b" ] || missing="$$missing $$b"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "bench-fleet: building$$missing $(KUBE_VERSION) into $$cache first (about 12 minutes)"; fi; \
+	KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) e2e/kubelet/build-kubelet.sh kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl >/dev/null; \
+	trap '$(FLEET_SH) down >$(FLEET_DIR).down.log 2>&1 || echo "bench-fleet: cluster down failed, see $(FLEET_DIR).down.log"' EXIT; \
+	start=$$(date +%s); \
+	$(FLEET_SH) up --nodes $(FLEET_NODES) >$(FLEET_DIR).up.log 2>&1 || { tail -n 20 $(FLEET_DIR).up.log; exit 1; }; \
+	echo "bench-fleet: $(FLEET_NODES) nodes Ready in $$(( $$(date +%s) - start ))s"; \
+	export KUBECONFIG=$(FLEET_DIR)/admin.kubeconfig; k=$(FLEET_DIR)/bin/kubectl; \
+	$$k create deployment fleet --image=busybox --replicas=$$(( $(FLEET_NODES) * $(FLEET_PODS) )) -- sleep 3600 >/dev/null; \
+	$$k rollout status deploy/fleet --timeout=15m >/dev/null; \
+	echo "bench-fleet: $$(( $(FLEET_NODES) * $(FLEET_PODS) )) pods running; idle for $(FLEET_SETTLE)s, then 30s of stats"; \
+	sleep $(FLEET_SETTLE); \
+	cd e2e/cluster && $(GO) run . stats -run-dir $(FLEET_DIR) -nodes all -row
 
 # The real-kubelet suite (e2e/kubelet, a module of its own): builds kubelet
 # $(KUBE_VERSION) from k8s.io/kubernetes once into a cache outside the

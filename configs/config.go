@@ -135,6 +135,9 @@ type FakeConfig struct {
 	ContainerdVersion string `toml:"containerd_version" json:"containerd_version"`
 	// ShimMode is ShimModeInProcess or ShimModeProcess.
 	ShimMode string `toml:"shim_mode" json:"shim_mode"`
+	// ShimRuntimeSettings gives the server, home of the in-process shims,
+	// containerd's shim GC settings (shim.TuneRuntime).
+	ShimRuntimeSettings bool `toml:"shim_runtime_settings" json:"shim_runtime_settings"`
 	// TimeScale is wall-clock seconds per scenario second.
 	TimeScale float64 `toml:"time_scale" json:"time_scale"`
 	// RootfsWriteRate is bytes per second a running container dirties.

@@ -169,6 +169,23 @@ func (m *model) start(b Behaviour, exited func(code uint32)) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	if d, forever, ok := m.program.Idle(); ok {
+		// A process that only waits (a pod's pause, `sleep 3600`) is a
+		// timer, not an interpreter blocked in a goroutine of its own: the
+		// same exit for a fraction of the memory, 110 times on a full node.
+		if forever {
+			return
+		}
+		t := m.env.Clock.AfterFunc(d, func() {
+			if ctx.Err() != nil {
+				return // stopped first
+			}
+			m.closeOutputs()
+			exited(0)
+		})
+		m.cancel = func() { t.Stop(); cancel() }
+		return
+	}
 	env := m.env
 	env.Stdout, env.Stderr = m.stdout, m.stderr
 	if m.stdin != nil {

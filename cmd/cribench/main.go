@@ -53,6 +53,19 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == roleDensity {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := density(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		if err == flag.ErrHelp {
+			return
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cribench density: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
 		if err == flag.ErrHelp {
@@ -123,14 +136,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.workers, "workers", 16, "concurrent workers for the fill and the lifecycle")
 	fcdArgs := fs.String("fcd-args", "", "extra flags for `fakecontainerd serve`, space-separated (e.g. --debug-address 127.0.0.1:6060)")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parseCommon(fs, args, quiet, &o.progress); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if *quiet {
-		o.progress = io.Discard
 	}
 	for _, s := range strings.Split(*nList, ",") {
 		s = strings.TrimSpace(strings.ReplaceAll(s, "_", ""))
@@ -146,20 +153,47 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if len(o.ns) == 0 {
 		return nil, fmt.Errorf("--n: name at least one count")
 	}
-	for _, c := range []struct {
-		name string
-		v    int
-	}{{"per-pod", o.perPod}, {"iters", o.iters}, {"clients", o.clients}, {"client-iters", o.clientIters},
-		{"status-iters", o.statusIters}, {"filter-iters", o.filterIters}, {"lifecycle-pods", o.lifecyclePods}, {"workers", o.workers}} {
-		if c.v <= 0 {
-			return nil, fmt.Errorf("--%s %d: must be positive", c.name, c.v)
-		}
+	if err := checkCommon(o.fakecontainerd, []positive{{"per-pod", o.perPod}, {"iters", o.iters}, {"clients", o.clients}, {"client-iters", o.clientIters},
+		{"status-iters", o.statusIters}, {"filter-iters", o.filterIters}, {"lifecycle-pods", o.lifecyclePods}, {"workers", o.workers}}); err != nil {
+		return nil, err
 	}
 	o.fcdArgs = strings.Fields(*fcdArgs)
-	if _, err := os.Stat(o.fakecontainerd); err != nil {
-		return nil, fmt.Errorf("--fakecontainerd: %w (run `make build` first)", err)
-	}
 	return o, nil
+}
+
+// parseCommon parses a cribench command's flags: no operands, and --quiet
+// sends the progress nowhere.
+func parseCommon(fs *flag.FlagSet, args []string, quiet *bool, progress *io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *quiet {
+		*progress = io.Discard
+	}
+	return nil
+}
+
+// positive is a count flag that must be above 0.
+type positive struct {
+	name string
+	v    int
+}
+
+// checkCommon refuses a count that is not positive and a binary that is
+// not there, naming the flag.
+func checkCommon(fakecontainerd string, counts []positive) error {
+	for _, c := range counts {
+		if c.v <= 0 {
+			return fmt.Errorf("--%s %d: must be positive", c.name, c.v)
+		}
+	}
+	if _, err := os.Stat(fakecontainerd); err != nil {
+		return fmt.Errorf("--fakecontainerd: %w (run `make build` first)", err)
+	}
+	return nil
 }
 
 func (o *options) logf(format string, args ...any) {

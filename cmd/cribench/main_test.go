@@ -27,16 +27,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestSmoke runs the whole benchmark at a tiny size (two counts, a few
-// calls each) so that it does not rot: every server starts, every metric is
-// measured and reported in the table and in the JSON. The figures
-// themselves are not checked; `make bench` is where they mean something.
-func TestSmoke(t *testing.T) {
+// buildFakecontainerd builds the binary under test into a temp dir.
+func buildFakecontainerd(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "fakecontainerd")
 	build := exec.Command("go", "build", "-o", bin, "github.com/fakecontainerd/fakecontainerd/cmd/fakecontainerd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build fakecontainerd: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestSmoke runs the whole benchmark at a tiny size (two counts, a few
+// calls each) so that it does not rot: every server starts, every metric is
+// measured and reported in the table and in the JSON. The figures
+// themselves are not checked; `make bench` is where they mean something.
+func TestSmoke(t *testing.T) {
+	bin := buildFakecontainerd(t)
 	var progress bytes.Buffer
 	o := &options{
 		fakecontainerd: bin, ns: []int{20, 45}, perPod: 10, iters: 4, clients: 3, clientIters: 2,

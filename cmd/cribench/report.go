@@ -67,7 +67,7 @@ func value(v *float64, unit string) string {
 }
 
 // writeJSON prints the result as one JSON object.
-func writeJSON(w io.Writer, res *result) error {
+func writeJSON(w io.Writer, res any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)

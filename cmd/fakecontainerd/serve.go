@@ -164,6 +164,9 @@ func serve(c *cli.Context) error {
 	}
 	entry := logrus.NewEntry(log)
 	shim.RouteLibraryLog(entry)
+	if cfg.Plugins.Fake.ShimMode == configs.ShimModeInProcess && cfg.Plugins.Fake.ShimRuntimeSettings {
+		shim.TuneRuntime(c.Context, false)
+	}
 	srv, err := server.New(c.Context, server.Options{
 		Config: cfg, Clock: clk, Log: entry, Executable: exe,
 		ShimArgs: []string{"shim", "--log-level", cfg.Debug.Level},

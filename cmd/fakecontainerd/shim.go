@@ -70,6 +70,7 @@ func runShim(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	shim.TuneRuntime(ctx, true)
 	entry := log.WithFields(logrus.Fields{"sandbox": c.String("group"), "shim_pid": os.Getpid()})
 	entry.Info("shim starting")
 	// SIGUSR1 dumps the shim's goroutines next to its socket and log.

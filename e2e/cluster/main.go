@@ -5,7 +5,7 @@
 //	                                       brings a cluster up (and down) if none is up
 //	fakecluster incident1 [-nodes SEL]     arm incident 1 on the nodes, report each from the API
 //	fakecluster watch -for 5m [-nodes SEL] every node's Ready/taints/pods on one timeline
-//	fakecluster stats [-interval 30s]      RSS and CPU per process and node, kubelet relist p99
+//	fakecluster stats [-interval 30s] [-row] RSS, PSS and CPU per process and node, kubelet relist p99
 //
 // SEL picks nodes: all (default), count:N (the first N), KEY=VALUE (a node
 // label, e.g. fakecontainerd.io/arm=baseline) or NAME[,NAME...]. Arm a
@@ -53,6 +53,7 @@ func run(args []string) error {
 	interval := fs.Duration("interval", 30*time.Second, "stats: the interval CPU and relists are measured over")
 	keep := fs.Bool("keep", false, "run: leave the scenarios' objects, and a cluster it brought up, in place")
 	clusterSh := fs.String("cluster-sh", "cluster.sh", "run: cluster.sh, to bring a cluster up when none is")
+	row := fs.Bool("row", false, "stats: also print the fleet as a markdown table row (make bench's fleet row)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -112,6 +113,9 @@ func run(args []string) error {
 			return err
 		}
 		out(s.String())
+		if *row {
+			out("\n" + fleetHeader + s.Row())
+		}
 		return nil
 	}
 	return usage()

@@ -25,6 +25,10 @@ const clockTicks = 100
 // procSample is one process's RSS and CPU time at one moment.
 type procSample struct {
 	rss int64 // bytes
+	// pss is the proportional set size (smaps_rollup): pages shared with
+	// other processes, the binary's text mapped by every node's copy,
+	// counted as a share.
+	pss int64
 	cpu time.Duration
 }
 
@@ -44,6 +48,9 @@ func readProc(pid int) (procSample, error) {
 			s.rss = kb << 10
 		}
 	}
+	if s.pss, err = readPSS(pid); err != nil {
+		return s, err
+	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return s, err
@@ -60,6 +67,24 @@ func readProc(pid int) (procSample, error) {
 	}
 	s.cpu = time.Duration(ut+st) * time.Second / clockTicks
 	return s, nil
+}
+
+// readPSS is Pss from /proc/PID/smaps_rollup.
+func readPSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("pid %d: Pss %q: %w", pid, v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no Pss in smaps_rollup", pid)
 }
 
 // pidOf reads a pid file cluster.sh wrote.
@@ -170,6 +195,7 @@ func (h histogram) quantile(before histogram, q float64) float64 {
 type procStat struct {
 	name string
 	rss  int64
+	pss  int64
 	cpu  float64 // % of one core over the interval
 }
 
@@ -232,7 +258,7 @@ func measure(ctx context.Context, c *cluster, nodes []string, interval time.Dura
 		if err != nil {
 			return procStat{}, fmt.Errorf("%s (pid %d): %w", name, pids[name], err)
 		}
-		return procStat{name: name, rss: s.rss, cpu: 100 * (s.cpu - first[name].cpu).Seconds() / elapsed.Seconds()}, nil
+		return procStat{name: name, rss: s.rss, pss: s.pss, cpu: 100 * (s.cpu - first[name].cpu).Seconds() / elapsed.Seconds()}, nil
 	}
 	for _, name := range names[:4] {
 		s, err := stat(name)
@@ -275,37 +301,74 @@ func measure(ctx context.Context, c *cluster, nodes []string, interval time.Dura
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
+// fleet is the per-node summary of a measurement: medians over the nodes
+// (and the worst node where a median would hide it).
+type fleet struct {
+	nodes               int
+	pods                float64 // mean per node
+	kubeletRSS, fakeRSS float64 // MiB, medians
+	fakeRSSMax, fakePSS float64 // MiB: the worst node's RSS; the PSS median
+	kubeletCPU, fakeCPU float64 // % of one core, mean per node
+	worstRelist         float64 // s, the worst node's relist p99
+	total               int64   // bytes, every process's RSS
+}
+
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+func (s *stats) fleet() (fleet, bool) {
+	f := fleet{nodes: len(s.nodes)}
+	if f.nodes == 0 {
+		return f, false
+	}
+	var kr, fr, fp []float64
+	for _, p := range s.control {
+		f.total += p.rss
+	}
+	for _, n := range s.nodes {
+		kr, fr, fp = append(kr, mib(n.kubelet.rss)), append(fr, mib(n.fake.rss)), append(fp, mib(n.fake.pss))
+		f.kubeletCPU += n.kubelet.cpu / float64(f.nodes)
+		f.fakeCPU += n.fake.cpu / float64(f.nodes)
+		f.pods += float64(n.pods) / float64(f.nodes)
+		f.fakeRSSMax = max(f.fakeRSSMax, mib(n.fake.rss))
+		if !math.IsNaN(n.relistP99) {
+			f.worstRelist = max(f.worstRelist, n.relistP99)
+		}
+		f.total += n.kubelet.rss + n.fake.rss
+	}
+	f.kubeletRSS, f.fakeRSS, f.fakePSS = median(kr), median(fr), median(fp)
+	return f, true
+}
+
 func (s *stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "over %.0fs:\n", s.interval.Seconds())
-	fmt.Fprintf(&b, "%-26s %9s %8s\n", "process", "RSS MiB", "CPU %")
+	fmt.Fprintf(&b, "%-26s %9s %9s %8s\n", "process", "RSS MiB", "PSS MiB", "CPU %")
 	for _, p := range s.control {
-		fmt.Fprintf(&b, "%-26s %9.0f %8.1f\n", p.name, mib(p.rss), p.cpu)
+		fmt.Fprintf(&b, "%-26s %9.0f %9.0f %8.1f\n", p.name, mib(p.rss), mib(p.pss), p.cpu)
 	}
-	fmt.Fprintf(&b, "\n%-8s %5s %12s %10s %9s %9s %13s %13s\n", "node", "pods", "kubelet MiB", "kubelet %", "fake MiB", "fake %", "relist p99 s", "interval p99")
-	var kr, fr []float64
-	var kc, fc, worstRelist float64
+	fmt.Fprintf(&b, "\n%-8s %5s %12s %10s %9s %9s %9s %13s %13s\n", "node", "pods", "kubelet MiB", "kubelet %", "fake MiB", "fake PSS", "fake %", "relist p99 s", "interval p99")
 	for _, n := range s.nodes {
-		fmt.Fprintf(&b, "%-8s %5d %12.0f %10.1f %9.1f %9.1f %13.3f %13.3f\n", n.node, n.pods, mib(n.kubelet.rss), n.kubelet.cpu, mib(n.fake.rss), n.fake.cpu, n.relistP99, n.intervalP99)
-		kr, fr = append(kr, mib(n.kubelet.rss)), append(fr, mib(n.fake.rss))
-		kc += n.kubelet.cpu
-		fc += n.fake.cpu
-		if !math.IsNaN(n.relistP99) {
-			worstRelist = max(worstRelist, n.relistP99)
-		}
+		fmt.Fprintf(&b, "%-8s %5d %12.0f %10.1f %9.1f %9.1f %9.1f %13.3f %13.3f\n", n.node, n.pods, mib(n.kubelet.rss), n.kubelet.cpu, mib(n.fake.rss), mib(n.fake.pss), n.fake.cpu, n.relistP99, n.intervalP99)
 	}
-	if n := float64(len(s.nodes)); n > 0 {
-		var total int64
-		for _, p := range s.control {
-			total += p.rss
-		}
-		for _, x := range s.nodes {
-			total += x.kubelet.rss + x.fake.rss
-		}
-		slices.Sort(kr)
-		slices.Sort(fr)
-		fmt.Fprintf(&b, "\nfleet: %d nodes; per node kubelet %.0f MiB (median) %.2f%% CPU, fakecontainerd %.1f MiB (median, max %.1f) %.2f%% CPU; worst relist p99 %.3fs; all processes %.2f GiB\n",
-			len(s.nodes), kr[len(kr)/2], kc/n, fr[len(fr)/2], fr[len(fr)-1], fc/n, worstRelist, float64(total)/(1<<30))
+	if f, ok := s.fleet(); ok {
+		fmt.Fprintf(&b, "\nfleet: %d nodes; per node kubelet %.0f MiB (median) %.2f%% CPU, fakecontainerd %.1f MiB (median, max %.1f; PSS %.1f) %.2f%% CPU; worst relist p99 %.3fs; all processes %.2f GiB\n",
+			f.nodes, f.kubeletRSS, f.kubeletCPU, f.fakeRSS, f.fakeRSSMax, f.fakePSS, f.fakeCPU, f.worstRelist, float64(f.total)/(1<<30))
 	}
 	return b.String()
+}
+
+// fleetHeader and Row are `make bench`'s fleet row, as markdown.
+const fleetHeader = "| nodes | pods per node | kubelet RSS per node | fakecontainerd RSS per node (max; PSS) | CPU per node (kubelet + fakecontainerd) | relist p99 (worst node) | all processes |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+
+// Row is the fleet row; "" without nodes.
+func (s *stats) Row() string {
+	f, ok := s.fleet()
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("| %d | %.0f | %.0f MiB | %.1f MiB (%.1f; %.1f) | %.2f%% + %.2f%% of a core | %.3g s | %.2f GiB |\n",
+		f.nodes, f.pods, f.kubeletRSS, f.fakeRSS, f.fakeRSSMax, f.fakePSS, f.kubeletCPU, f.fakeCPU, f.worstRelist, float64(f.total)/(1<<30))
 }

@@ -191,3 +191,44 @@ func TestWatcherPods(t *testing.T) {
 		t.Errorf("fk-1 still has pods %v after web-a left the API", pods)
 	}
 }
+
+// TestFleetRow: medians over the nodes, the worst node's RSS and relist,
+// CPU as a mean, and a row with as many cells as the header.
+func TestFleetRow(t *testing.T) {
+	const m = 1 << 20
+	node := func(name string, kRSS, fRSS, fPSS int64, kCPU, fCPU, relist float64, pods int) nodeStat {
+		return nodeStat{node: name, kubelet: procStat{rss: kRSS * m, cpu: kCPU}, fake: procStat{rss: fRSS * m, pss: fPSS * m, cpu: fCPU}, relistP99: relist, pods: pods}
+	}
+	s := &stats{
+		control: []procStat{{name: "etcd", rss: 100 * m}},
+		nodes: []nodeStat{
+			node("a", 90, 30, 10, 1, 0.2, 0.1, 5),
+			node("b", 100, 40, 12, 2, 0.4, 0.5, 5),
+			node("c", 110, 35, 11, 3, 0.6, math.NaN(), 5),
+		},
+	}
+	f, ok := s.fleet()
+	if !ok {
+		t.Fatal("no fleet from three nodes")
+	}
+	if f.kubeletRSS != 100 || f.fakeRSS != 35 || f.fakeRSSMax != 40 || f.fakePSS != 11 || f.pods != 5 {
+		t.Errorf("fleet %+v: want medians kubelet 100, fake 35 (max 40, PSS 11), 5 pods", f)
+	}
+	if math.Abs(f.kubeletCPU-2) > 1e-9 || math.Abs(f.fakeCPU-0.4) > 1e-9 || f.worstRelist != 0.5 {
+		t.Errorf("fleet %+v: want CPU 2 + 0.4, worst relist 0.5 (NaN skipped)", f)
+	}
+	if f.total != (100+90+30+100+40+110+35)*m {
+		t.Errorf("total %d, want every process's RSS", f.total)
+	}
+	row := s.Row()
+	header := strings.SplitN(fleetHeader, "\n", 2)[0]
+	if got, want := strings.Count(row, "|"), strings.Count(header, "|"); got != want {
+		t.Errorf("row has %d cell bars, header %d:\n%s%s", got, want, fleetHeader, row)
+	}
+	if !strings.HasPrefix(row, "| 3 | 5 | 100 MiB | 35.0 MiB (40.0; 11.0) |") {
+		t.Errorf("row %q", row)
+	}
+	if (&stats{}).Row() != "" {
+		t.Error("a row without nodes")
+	}
+}

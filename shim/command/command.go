@@ -22,6 +22,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/interp"
@@ -44,6 +45,10 @@ type Program struct {
 	// stdin (EOF at once when it has none).
 	interactive bool
 	lang        syntax.LangVariant
+	// idle: see Idle.
+	idle     bool
+	idleFor  time.Duration
+	idleEver bool
 }
 
 // UnknownCommandError is returned by Run when the program reaches a
@@ -74,6 +79,7 @@ func Parse(args []string) *Program {
 	if !isShell {
 		p.file = literalCall(args)
 		p.unknown = unknownIn(p.file)
+		p.idle, p.idleFor, p.idleEver = idleCall(args)
 		return p
 	}
 	script, opts, params, ok := shellScript(args)
@@ -141,6 +147,39 @@ func literalCall(args []string) *syntax.File {
 		call.Args = append(call.Args, &syntax.Word{Parts: []syntax.WordPart{&syntax.SglQuoted{Value: a}}})
 	}
 	return &syntax.File{Stmts: []*syntax.Stmt{{Cmd: call}}}
+}
+
+// idleCall recognises the exec-form commands that only wait: /pause,
+// agnhost pause, and sleep with valid operands (sleep's own arithmetic:
+// the operands add up; infinity never ends).
+func idleCall(args []string) (ok bool, d time.Duration, forever bool) {
+	switch name, ops := path.Base(args[0]), args[1:]; {
+	case name == "pause" && len(ops) == 0, name == "agnhost" && len(ops) >= 1 && ops[0] == "pause":
+		return true, 0, true
+	case name == "sleep" && len(ops) > 0:
+		for _, a := range ops {
+			if a == "infinity" || a == "inf" {
+				return true, 0, true
+			}
+			v, err := parseSeconds(a)
+			if err != nil {
+				return false, 0, false
+			}
+			d += v
+		}
+		return true, d, false
+	}
+	return false, 0, false
+}
+
+// Idle reports whether the program, once started, does nothing but wait:
+// it writes nothing, reads nothing and exits 0 after d, or never (forever)
+// unless it is stopped. Run would give the same; a caller can stand a
+// timer in for it instead of an interpreter and the goroutine it blocks,
+// which is most of what a pod's pause process and a `sleep 3600` container
+// cost.
+func (p *Program) Idle() (d time.Duration, forever, ok bool) {
+	return p.idleFor, p.idleEver, p.idle
 }
 
 // Args is the command as given.

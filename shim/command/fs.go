@@ -58,9 +58,10 @@ type ViewConfig struct {
 type View struct {
 	cfg   ViewConfig
 	clock clock.Clock
+	born  time.Time // the image's files' modification time
 
 	mu    sync.Mutex
-	files map[string]*memFile
+	files map[string]*memFile // nil until first used: filesLocked
 }
 
 type memFile struct {
@@ -74,17 +75,7 @@ var baseDirs = []string{"/", "/bin", "/dev", "/etc", "/home", "/proc", "/root", 
 
 // NewView makes a container's view.
 func NewView(cfg ViewConfig, clk clock.Clock) *View {
-	v := &View{cfg: cfg, clock: clk, files: map[string]*memFile{}}
-	now := clk.Now()
-	for _, d := range baseDirs {
-		v.files[d] = &memFile{dir: true, modTime: now}
-	}
-	host := cfg.Hostname
-	if host == "" {
-		host = "localhost"
-	}
-	v.files["/etc/hostname"] = &memFile{data: []byte(host + "\n"), modTime: now}
-	v.files["/etc/hosts"] = &memFile{data: []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), modTime: now}
+	v := &View{cfg: cfg, clock: clk, born: clk.Now()}
 	v.cfg.Mounts = slices.Clone(cfg.Mounts)
 	for i := range v.cfg.Mounts {
 		v.cfg.Mounts[i].Destination = path.Clean("/" + v.cfg.Mounts[i].Destination)
@@ -92,6 +83,26 @@ func NewView(cfg ViewConfig, clk clock.Clock) *View {
 	// The longest destination first, so a nested mount wins.
 	slices.SortStableFunc(v.cfg.Mounts, func(a, b Mount) int { return len(b.Destination) - len(a.Destination) })
 	return v
+}
+
+// filesLocked makes the image's files on first use: most containers (every
+// pod's pause) never look at their filesystem, and 21 entries a container
+// are a measurable part of a full node's memory. They carry the view's
+// creation time, as if made then.
+func (v *View) filesLocked() {
+	if v.files != nil {
+		return
+	}
+	v.files = make(map[string]*memFile, len(baseDirs)+2)
+	for _, d := range baseDirs {
+		v.files[d] = &memFile{dir: true, modTime: v.born}
+	}
+	host := v.cfg.Hostname
+	if host == "" {
+		host = "localhost"
+	}
+	v.files["/etc/hostname"] = &memFile{data: []byte(host + "\n"), modTime: v.born}
+	v.files["/etc/hosts"] = &memFile{data: []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), modTime: v.born}
 }
 
 func pathErr(op, name string, errno syscall.Errno) error {
@@ -186,6 +197,7 @@ func (v *View) Open(name string, flag int, perm fs.FileMode) (io.ReadWriteCloser
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.filesLocked()
 	f, exists := v.files[name]
 	switch {
 	case exists && f.dir:
@@ -255,6 +267,7 @@ func (v *View) Stat(name string) (fs.FileInfo, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.filesLocked()
 	if f, ok := v.files[name]; ok {
 		return f.info(path.Base(name)), nil
 	}
@@ -291,6 +304,7 @@ func (v *View) ReadDir(name string) ([]fs.DirEntry, error) {
 		return first, true
 	}
 	v.mu.Lock()
+	v.filesLocked()
 	for p := range v.files {
 		if c, ok := child(p); ok && !strings.Contains(strings.TrimPrefix(p, prefix), "/") {
 			seen[c] = fs.FileInfoToDirEntry(v.files[p].info(c))
@@ -338,6 +352,7 @@ func (v *View) Mkdir(name string, perm fs.FileMode) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.filesLocked()
 	if _, ok := v.files[name]; ok || v.impliedDirLocked(name) {
 		return pathErr("mkdir", name, syscall.EEXIST)
 	}
@@ -366,6 +381,7 @@ func (v *View) Remove(name string) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.filesLocked()
 	f, ok := v.files[name]
 	if !ok {
 		if v.impliedDirLocked(name) {
