@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/store/cpu"
 	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
@@ -50,9 +51,21 @@ type Defaults struct {
 	// Node is the node layout's disks, shared by every in-process shim;
 	// nil is the per-container layout (and every process-mode shim, which
 	// is another process).
-	Node       *disk.Node
+	Node *disk.Node
+	// CPU is the node's cores, shared by every in-process shim and the
+	// daemon; nil is the model off (and every process-mode shim). Costs
+	// is what each piece of runc work costs on it.
+	CPU        *cpu.Node
+	Costs      Costs
 	StopGrace  time.Duration
 	IgnoreTerm bool
+}
+
+// Costs is the CPU time the shim's work takes on the node (store/cpu):
+// each runc invocation is a process spawn, a Go runtime starting, and for
+// create and exec a runc init that joins the container's namespaces.
+type Costs struct {
+	ShimStart, RuncCreate, RuncStart, RuncExec, RuncKill, RuncDelete, RuncUpdate time.Duration
 }
 
 // ParseBehaviour reads the fakecontainerd.io/ annotations. An invalid value
