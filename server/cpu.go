@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/store/cpu"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 )
 
@@ -40,3 +41,6 @@ func (c *criService) onCPU(ctx context.Context, what string, cost time.Duration)
 func (c *criService) listCost(n int) time.Duration {
 	return time.Duration(n) * c.config.Plugins.Fake.CPU.ListItem.Duration()
 }
+
+// CPULoad reads the node's run queue (zero with the CPU model off).
+func (s *Server) CPULoad() cpu.Load { return s.cri.cpu.Load() }

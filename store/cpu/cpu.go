@@ -222,3 +222,10 @@ func (n *Node) Describe(what string) string {
 	}
 	return fmt.Sprintf("%s waits for CPU: %d cores busy, %d runnable", what, l.Cores, l.Runnable)
 }
+
+// BusySince is the share of the cores busy between an earlier reading and
+// this one, 0..1.
+func (l Load) BusySince(earlier Load) float64 {
+	d := Load{Cores: l.Cores, Busy: l.Busy - earlier.Busy, Since: l.Since - earlier.Since}
+	return d.Utilisation()
+}
