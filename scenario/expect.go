@@ -28,6 +28,7 @@ func (e Expect) check(s Stats) []string {
 		{"list_containers", s.Max("ListContainers"), e.ListContainers},
 		{"update_resources", s.Max("UpdateContainerResources"), e.UpdateResources},
 		{"relist_p99", s.RelistP99, e.RelistP99},
+		{"relist_p50", s.RelistP50, e.RelistP50},
 		{"exec_sync", s.Max("ExecSync"), e.ExecSync},
 		{"stop_container", s.Max("StopContainer"), e.StopContainer},
 	} {

@@ -291,6 +291,7 @@ type Expect struct {
 	// RelistP99 bounds the relists' 99th percentile; ExecSync and
 	// StopContainer the longest such call.
 	RelistP99     Range `toml:"relist_p99"`
+	RelistP50     Range `toml:"relist_p50"`
 	ExecSync      Range `toml:"exec_sync"`
 	StopContainer Range `toml:"stop_container"`
 	// CPUBusy bounds the share of the node's cores busy during the run
@@ -564,7 +565,7 @@ func (e Expect) validate(field string) []error {
 		name string
 		r    Range
 	}{{"pleg_last_seen", e.PLEGLastSeen}, {"relist", e.Relist}, {"list_containers", e.ListContainers}, {"update_resources", e.UpdateResources},
-		{"relist_p99", e.RelistP99}, {"exec_sync", e.ExecSync}, {"stop_container", e.StopContainer}} {
+		{"relist_p99", e.RelistP99}, {"relist_p50", e.RelistP50}, {"exec_sync", e.ExecSync}, {"stop_container", e.StopContainer}} {
 		if r.r.Min != nil && r.r.Max != nil && *r.r.Min > *r.r.Max {
 			errs = append(errs, fmt.Errorf("%s.%s: min %v is above max %v", field, r.name, *r.r.Min, *r.r.Max))
 		}

@@ -128,6 +128,7 @@ type jsonVariant struct {
 	MaxListContainersSeconds  float64      `json:"max_list_containers_seconds"`
 	MaxUpdateResourcesSeconds float64      `json:"max_update_resources_seconds"`
 	RelistP99Seconds          float64      `json:"relist_p99_seconds"`
+	RelistP50Seconds          float64      `json:"relist_p50_seconds"`
 	MaxExecSyncSeconds        float64      `json:"max_exec_sync_seconds"`
 	MaxStopContainerSeconds   float64      `json:"max_stop_container_seconds"`
 	CPUBusy                   float64      `json:"cpu_busy"`
@@ -168,7 +169,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 			UnknownStates: len(s.Unknown), Errors: []jsonError{}, ExpectationsMet: v.ExpectationsMet(),
 			FailedExpectations: v.Failed, Relists: s.Relists, FailedRelists: s.FailedRelists,
 			HealthTransitions: []jsonHealth{}, WallSeconds: secs(v.Wall),
-			RelistP99Seconds: secs(s.RelistP99), MaxExecSyncSeconds: secs(s.Max("ExecSync")),
+			RelistP99Seconds: secs(s.RelistP99), RelistP50Seconds: secs(s.RelistP50), MaxExecSyncSeconds: secs(s.Max("ExecSync")),
 			MaxStopContainerSeconds: secs(s.Max("StopContainer")), CPUBusy: s.CPUBusy,
 		}
 		if v.Err != nil {
