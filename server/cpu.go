@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
-	"github.com/fakecontainerd/fakecontainerd/store/cpu"
 	"github.com/fakecontainerd/fakecontainerd/shim"
+	"github.com/fakecontainerd/fakecontainerd/store/cpu"
 )
 
 // shimCosts is the config's CPU costs of the shims' runc work.
