@@ -117,6 +117,8 @@ type OverlayConfig struct {
 type FakeConfig struct {
 	// ShimMode is ShimModeInProcess or ShimModeProcess.
 	ShimMode string `toml:"shim_mode" json:"shim_mode"`
+	// ShimV1DeletedState plays containerd <= 1.2.6's shim, before #3244.
+	ShimV1DeletedState bool `toml:"shim_v1_deleted_state" json:"shim_v1_deleted_state"`
 	// TimeScale is wall-clock seconds per scenario second.
 	TimeScale float64 `toml:"time_scale" json:"time_scale"`
 	// RootfsWriteRate is bytes per second a running container dirties.

@@ -322,6 +322,9 @@ func validateCPU(f FakeConfig, add func(field, format string, args ...any)) {
 			add(key+"."+name, "must be a non-negative duration, got %s", d)
 		}
 	}
+	if f.ShimV1DeletedState && f.ShimMode == ShimModeProcess {
+		add(fakeKey+".shim_v1_deleted_state", "needs shim_mode %q", ShimModeInProcess)
+	}
 	if c.Cores > 0 && f.ShimMode == ShimModeProcess {
 		add(key+".cores", "needs shim_mode %q: a process-mode shim is another process and cannot share the node's run queue", ShimModeInProcess)
 	}

@@ -107,6 +107,9 @@ type Server struct {
 	// [plugins."io.fakecontainerd.v1".cpu]: cores, and the costs); keys
 	// left out keep the default (or the scenario's, in a variant).
 	CPU *CPUSection `toml:"cpu"`
+	// ShimV1DeletedState plays containerd <= 1.2.6's shim, before #3244
+	// (default.toml's shim_v1_deleted_state).
+	ShimV1DeletedState *bool `toml:"shim_v1_deleted_state"`
 }
 
 // CPUSection is a scenario's [server.cpu] table; nil fields keep what

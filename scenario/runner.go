@@ -465,6 +465,9 @@ func variantConfig(p plan, dir string, scale float64) (*configs.Config, error) {
 			cfg.Plugins.Overlay.MountOptions = s.MountOptions
 		}
 		s.CPU.apply(&fake.CPU)
+		if s.ShimV1DeletedState != nil {
+			fake.ShimV1DeletedState = *s.ShimV1DeletedState
+		}
 		if s.Disk != nil {
 			fake.Disk = *s.Disk
 			if fake.Disk.RootMount == "" {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
@@ -51,5 +53,41 @@ func TestCPUWaitInBlame(t *testing.T) {
 	_ = ts.clock.Sleep(context.Background(), 15*time.Second)
 	if st := ts.containerState(dying); st != runtime.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("container after its exit handler's deadline is %v, want RUNNING (the delete did not get its CPU)", st)
+	}
+}
+
+// TestDeleteAfterDeadline3244: a task delete that needs more CPU than its
+// exit handler's 10 s deadline. With containerd 1.6's shim runc dies with
+// the deadline and the process stays stopped, so kubelet's SIGKILL finds
+// it NotFound and StopContainer waits for an exit handling that never
+// gets its CPU. With containerd 1.2's shim (before #3244) the shim
+// finishes the delete anyway and its deleted process answers the SIGKILL
+// with an error that is not NotFound.
+func TestDeleteAfterDeadline3244(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		v1       bool
+		wantCode codes.Code
+		wantMsg  string
+	}{
+		{"containerd 1.6", false, codes.DeadlineExceeded, ""},
+		{"containerd 1.2 shim", true, codes.Unknown, "cannot kill a deleted process"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, 0.01, func(c *configs.Config) {
+				c.Plugins.Fake.CPU.Cores = 1
+				c.Plugins.Fake.CPU.RuncDelete = configs.Duration(15 * time.Second)
+				c.Plugins.Fake.ShimV1DeletedState = tc.v1
+			})
+			podID, pc := ts.runPod("stop")
+			id := ts.startContainer(podID, pc, "app", nil)
+			_, err := ts.rt.StopContainer(ts.ctx(40*time.Second), &runtime.StopContainerRequest{ContainerId: id, Timeout: 2})
+			if status.Code(err) != tc.wantCode || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("StopContainer = %v, want %v %q", err, tc.wantCode, tc.wantMsg)
+			}
+			if st := ts.containerState(id); st != runtime.ContainerState_CONTAINER_RUNNING {
+				t.Errorf("container is %v, want RUNNING (its exit never handled)", st)
+			}
+		})
 	}
 }

@@ -226,6 +226,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	defaults.Node = c.disk
 	c.cpu = cpu.New(fake.CPU.Cores, o.Clock)
 	defaults.CPU, defaults.Costs = c.cpu, shimCosts(fake.CPU)
+	defaults.V1DeletedState = fake.ShimV1DeletedState
 	shimCfg := shim.ManagerConfig{
 		StateDir: cfg.State, Mode: fake.ShimMode, EventsAddress: ttrpcAddr, Clock: o.Clock,
 		Defaults: defaults, Log: o.Log, Executable: o.Executable, Args: o.ShimArgs,

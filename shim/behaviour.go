@@ -55,10 +55,14 @@ type Defaults struct {
 	// CPU is the node's cores, shared by every in-process shim and the
 	// daemon; nil is the model off (and every process-mode shim). Costs
 	// is what each piece of runc work costs on it.
-	CPU        *cpu.Node
-	Costs      Costs
-	StopGrace  time.Duration
-	IgnoreTerm bool
+	CPU   *cpu.Node
+	Costs Costs
+	// V1DeletedState plays containerd <= 1.2.6's shim (before #3244): runc
+	// work ignores the call's deadline, and a deleted process stays,
+	// answering Delete and Kill with Unknown.
+	V1DeletedState bool
+	StopGrace      time.Duration
+	IgnoreTerm     bool
 }
 
 // Costs is the CPU time the shim's work takes on the node (store/cpu):

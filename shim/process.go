@@ -83,6 +83,8 @@ type Init struct {
 	// work takes on them.
 	cpu   *cpu.Node
 	costs Costs
+	// v1 is Defaults.V1DeletedState.
+	v1 bool
 }
 
 type processView struct {
@@ -150,7 +152,7 @@ func (p *Init) Start(ctx context.Context) error {
 	default:
 		return status.Errorf(codes.NotFound, "cannot start a deleted process")
 	}
-	if err := runc(ctx, p.cpu, tok, "runc start", p.costs.RuncStart); err != nil {
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc start", p.costs.RuncStart); err != nil {
 		return err
 	}
 	now := p.clock.Now()
@@ -189,11 +191,15 @@ func (p *Init) scheduleExitLocked(after time.Duration, code uint32) {
 func (p *Init) Kill(ctx context.Context, signal uint32) error {
 	unlock, tok := p.lock("Kill")
 	defer unlock()
-	switch p.status {
-	case statusStopped, statusDeleted:
+	switch {
+	case p.status == statusDeleted && p.v1:
+		// Before #3244: not NotFound, so the daemon cannot tell the
+		// task is gone.
+		return status.Errorf(codes.Unknown, "cannot kill a deleted process")
+	case p.status == statusStopped, p.status == statusDeleted:
 		return status.Errorf(codes.NotFound, "process already finished")
 	}
-	if err := runc(ctx, p.cpu, tok, "runc kill", p.costs.RuncKill); err != nil {
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc kill", p.costs.RuncKill); err != nil {
 		return err
 	}
 	if r := p.reaction(syscall.Signal(signal), p.status); r.Exits {
@@ -328,14 +334,17 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	case statusRunning:
 		return nil, 0, status.Errorf(codes.FailedPrecondition, "cannot delete a running process")
 	case statusDeleted:
+		if p.v1 {
+			return nil, 0, status.Errorf(codes.Unknown, "cannot delete a deleted process")
+		}
 		return nil, 0, status.Errorf(codes.NotFound, "cannot delete a deleted process")
 	}
 	start := p.clock.Now()
 	// runc delete before the unmount, under the call's deadline (go-runc's
 	// exec.CommandContext): if it ends first the process stays stopped and
 	// the next Delete does the work again.
-	if err := runc(ctx, p.cpu, tok, "runc delete", p.costs.RuncDelete); err != nil {
-		return nil, p.clock.Since(start), status.Errorf(status.Code(err), "failed to delete task: %v", err)
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc delete", p.costs.RuncDelete); err != nil {
+		return nil, p.clock.Since(start), err
 	}
 	var logger *logrus.Entry
 	// The sync is paid inside the first umount2, after a delay injected at
@@ -432,7 +441,7 @@ func (p *Init) Update(ctx context.Context, resources json.RawMessage) error {
 	case statusDeleted:
 		return status.Errorf(codes.Unknown, "cannot update a deleted process")
 	}
-	if err := runc(ctx, p.cpu, tok, "runc update", p.costs.RuncUpdate); err != nil {
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc update", p.costs.RuncUpdate); err != nil {
 		return err
 	}
 	p.resources = resources
@@ -449,3 +458,14 @@ func (p *Init) persistLocked() error {
 
 // HumanBytes prints a size the way the blame chain reads it: "1.8 GiB".
 func HumanBytes(n int64) string { return disk.HumanBytes(n) }
+
+// runcCtx is the context runc runs under: the call's, which carries the
+// daemon's deadline, or, playing the v1 shim of containerd <= 1.2 (whose
+// ttrpc sent no deadline), the call's values without its deadline: the
+// work goes on after the daemon gave up.
+func (p *Init) runcCtx(ctx context.Context) context.Context {
+	if p.v1 {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}

@@ -155,7 +155,7 @@ func (s *Service) newInit(id, bundle string, pid uint32, b Behaviour, rootfs *Ro
 	p.locks = s.cfg.Locks
 	p.unmounted = s.cfg.Unmounted
 	p.fire = func(point string) error { return s.fire(point, id) }
-	p.cpu, p.costs = s.cfg.Defaults.CPU, s.cfg.Defaults.Costs
+	p.cpu, p.costs, p.v1 = s.cfg.Defaults.CPU, s.cfg.Defaults.Costs, s.cfg.Defaults.V1DeletedState
 	return p
 }
 
@@ -352,9 +352,12 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	delete(s.processes, r.ID)
-	s.mu.Unlock()
+	if !p.v1 {
+		// containerd <= 1.2.6's shim kept the deleted process (#3244).
+		s.mu.Lock()
+		delete(s.processes, r.ID)
+		s.mu.Unlock()
+	}
 	if err := removeRecord(s.cfg.RuncRoot, r.ID); err != nil {
 		s.cfg.Log.WithError(err).WithField("id", r.ID).Warn("failed to remove process state")
 	}
