@@ -138,6 +138,8 @@ type FakeConfig struct {
 	// ShimRuntimeSettings gives the server, home of the in-process shims,
 	// containerd's shim GC settings (shim.TuneRuntime).
 	ShimRuntimeSettings bool `toml:"shim_runtime_settings" json:"shim_runtime_settings"`
+	// ShimV1DeletedState plays containerd <= 1.2.6's shim, before #3244.
+	ShimV1DeletedState bool `toml:"shim_v1_deleted_state" json:"shim_v1_deleted_state"`
 	// TimeScale is wall-clock seconds per scenario second.
 	TimeScale float64 `toml:"time_scale" json:"time_scale"`
 	// RootfsWriteRate is bytes per second a running container dirties.
@@ -171,6 +173,37 @@ type FakeConfig struct {
 	// Disk is the node's disk layout; without devices every container
 	// rootfs has a disk of its own (the per-container layout).
 	Disk DiskConfig `toml:"disk" json:"disk"`
+	// CPU is the node's CPU model; 0 cores leaves it off.
+	CPU CPUConfig `toml:"cpu" json:"cpu"`
+}
+
+// CPUConfig is the [plugins."io.fakecontainerd.v1".cpu] table: the node's
+// cores and the CPU time each piece of the runtime's work takes on them
+// (store/cpu models them). Cores 0 is the model off.
+type CPUConfig struct {
+	Cores      int      `toml:"cores" json:"cores"`
+	Call       Duration `toml:"call" json:"call"`
+	ListItem   Duration `toml:"list_item" json:"list_item"`
+	ShimStart  Duration `toml:"shim_start" json:"shim_start"`
+	RuncCreate Duration `toml:"runc_create" json:"runc_create"`
+	RuncStart  Duration `toml:"runc_start" json:"runc_start"`
+	RuncExec   Duration `toml:"runc_exec" json:"runc_exec"`
+	RuncKill   Duration `toml:"runc_kill" json:"runc_kill"`
+	RuncDelete Duration `toml:"runc_delete" json:"runc_delete"`
+	RuncUpdate Duration `toml:"runc_update" json:"runc_update"`
+	// CNISetup and CNITeardown are a CNI ADD and DEL (estimated, not
+	// measured: no CNI plugins here).
+	CNISetup    Duration `toml:"cni_setup" json:"cni_setup"`
+	CNITeardown Duration `toml:"cni_teardown" json:"cni_teardown"`
+}
+
+// Costs lists the cost fields by their keys, for validation.
+func (c CPUConfig) Costs() map[string]Duration {
+	return map[string]Duration{
+		"call": c.Call, "list_item": c.ListItem, "shim_start": c.ShimStart, "runc_create": c.RuncCreate,
+		"runc_start": c.RuncStart, "runc_exec": c.RuncExec, "runc_kill": c.RuncKill,
+		"runc_delete": c.RuncDelete, "runc_update": c.RuncUpdate, "cni_setup": c.CNISetup, "cni_teardown": c.CNITeardown,
+	}
 }
 
 // DiskConfig is the [plugins."io.fakecontainerd.v1".disk] table: the

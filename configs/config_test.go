@@ -57,6 +57,14 @@ func wantDefault() *Config {
 				LockTracking:        true,
 				TimingLogThreshold:  Duration(100 * time.Millisecond),
 				Disk:                DiskConfig{RootMount: "/var/lib/containerd", Devices: []DiskDeviceConfig{}, Writers: []DiskWriterConfig{}},
+				CPU: CPUConfig{
+					Call: Duration(500 * time.Microsecond), ListItem: Duration(25 * time.Microsecond),
+					ShimStart: Duration(15 * time.Millisecond), RuncCreate: Duration(15 * time.Millisecond),
+					RuncStart: Duration(8 * time.Millisecond), RuncExec: Duration(16500 * time.Microsecond),
+					RuncKill: Duration(7 * time.Millisecond), RuncDelete: Duration(8 * time.Millisecond),
+					RuncUpdate: Duration(7 * time.Millisecond), CNISetup: Duration(40 * time.Millisecond),
+					CNITeardown: Duration(40 * time.Millisecond),
+				},
 			},
 		},
 	}
@@ -372,6 +380,9 @@ func TestLoadErrors(t *testing.T) {
 		{"pod_cidr too small", fake + `pod_cidr = "10.88.0.0/25"`, "pod_cidr"},
 		{"pod_cidr host bits", fake + `pod_cidr = "10.88.0.1/16"`, "pod_cidr"},
 		{"log_lines newline", fake + `log_lines = ["ok", "two\nlines"]`, "log_lines[1]"},
+		{"cpu cores negative", "[plugins.\"io.fakecontainerd.v1\".cpu]\ncores = -1", "cpu.cores"},
+		{"cpu cost negative", "[plugins.\"io.fakecontainerd.v1\".cpu]\nrunc_exec = \"-1ms\"", "cpu.runc_exec"},
+		{"cpu with process shims", fake + "shim_mode = \"process\"\n[plugins.\"io.fakecontainerd.v1\".cpu]\ncores = 2", "cpu.cores"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -119,6 +120,7 @@ func (c *Config) validate() []error {
 		add(fakeKey+".disk_throughput", "must be > 0, got %d", f.DiskThroughput.Bytes())
 	}
 	validateDisk(f, add)
+	validateCPU(f, add)
 	addErr(fakeKey+".pod_cidr", checkPodCIDR(f.PodCIDR))
 	// A line written into a CRI log file must be one line, or the
 	// continuation would be parsed as a malformed log entry.
@@ -345,5 +347,30 @@ func validateDisk(f FakeConfig, add func(field, format string, args ...any)) {
 	}
 	if d.Shared() && f.ShimMode == ShimModeProcess {
 		add(key+".devices", "need shim_mode %q: a process-mode shim is another process and cannot share the node's page cache", ShimModeInProcess)
+	}
+}
+
+// validateCPU checks the node's CPU model.
+func validateCPU(f FakeConfig, add func(field, format string, args ...any)) {
+	c, key := f.CPU, fakeKey+".cpu"
+	if c.Cores < 0 {
+		add(key+".cores", "must not be negative, got %d", c.Cores)
+	}
+	costs := c.Costs()
+	names := make([]string, 0, len(costs))
+	for name := range costs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if d := costs[name]; d < 0 || d.Never() {
+			add(key+"."+name, "must be a non-negative duration, got %s", d)
+		}
+	}
+	if f.ShimV1DeletedState && f.ShimMode == ShimModeProcess {
+		add(fakeKey+".shim_v1_deleted_state", "needs shim_mode %q", ShimModeInProcess)
+	}
+	if c.Cores > 0 && f.ShimMode == ShimModeProcess {
+		add(key+".cores", "needs shim_mode %q: a process-mode shim is another process and cannot share the node's run queue", ShimModeInProcess)
 	}
 }

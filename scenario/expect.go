@@ -27,6 +27,10 @@ func (e Expect) check(s Stats) []string {
 		{"relist", s.MaxRelist, e.Relist},
 		{"list_containers", s.Max("ListContainers"), e.ListContainers},
 		{"update_resources", s.Max("UpdateContainerResources"), e.UpdateResources},
+		{"relist_p99", s.RelistP99, e.RelistP99},
+		{"relist_p50", s.RelistP50, e.RelistP50},
+		{"exec_sync", s.Max("ExecSync"), e.ExecSync},
+		{"stop_container", s.Max("StopContainer"), e.StopContainer},
 	} {
 		if r.want.Min != nil && r.got < r.want.Min.D() {
 			fail("%s: longest %v, want at least %v", r.name, round(r.got), r.want.Min.D())
@@ -34,6 +38,12 @@ func (e Expect) check(s Stats) []string {
 		if r.want.Max != nil && r.got > r.want.Max.D() {
 			fail("%s: longest %v, want at most %v", r.name, round(r.got), r.want.Max.D())
 		}
+	}
+	if e.CPUBusy.Min != nil && s.CPUBusy < *e.CPUBusy.Min {
+		fail("cpu_busy: %.2f of the cores busy, want at least %.2f", s.CPUBusy, *e.CPUBusy.Min)
+	}
+	if e.CPUBusy.Max != nil && s.CPUBusy > *e.CPUBusy.Max {
+		fail("cpu_busy: %.2f of the cores busy, want at most %.2f", s.CPUBusy, *e.CPUBusy.Max)
 	}
 	if e.UnknownStates != nil && len(s.Unknown) != *e.UnknownStates {
 		fail("unknown_states: %d containers seen UNKNOWN, want %d", len(s.Unknown), *e.UnknownStates)

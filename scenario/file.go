@@ -46,6 +46,12 @@ const (
 	DefaultCPUManagerPeriod = 10 * time.Second
 	// DefaultCPUs is the node's CPU count for 1.36's static CPU manager.
 	DefaultCPUs = 8
+	// DefaultProbePeriod and DefaultProbeTimeout are a probe's
+	// periodSeconds and timeoutSeconds defaults.
+	DefaultProbePeriod  = 10 * time.Second
+	DefaultProbeTimeout = time.Second
+	// DefaultGracePeriod is a pod's terminationGracePeriodSeconds default.
+	DefaultGracePeriod = 30 * time.Second
 	// DefaultTimeScale is used when neither the file nor the caller sets one.
 	DefaultTimeScale = 0.01
 )
@@ -97,6 +103,53 @@ type Server struct {
 	// [plugins."io.fakecontainerd.v1".disk] table: devices, root_device,
 	// rootfs_device, split_device, writers).
 	Disk *configs.DiskConfig `toml:"disk"`
+	// CPU sets the node's CPU model (default.toml's
+	// [plugins."io.fakecontainerd.v1".cpu]: cores, and the costs); keys
+	// left out keep the default (or the scenario's, in a variant).
+	CPU *CPUSection `toml:"cpu"`
+	// ShimV1DeletedState plays containerd <= 1.2.6's shim, before #3244
+	// (default.toml's shim_v1_deleted_state).
+	ShimV1DeletedState *bool `toml:"shim_v1_deleted_state"`
+}
+
+// CPUSection is a scenario's [server.cpu] table; nil fields keep what
+// they override.
+type CPUSection struct {
+	Cores       *int              `toml:"cores"`
+	Call        *configs.Duration `toml:"call"`
+	ListItem    *configs.Duration `toml:"list_item"`
+	ShimStart   *configs.Duration `toml:"shim_start"`
+	RuncCreate  *configs.Duration `toml:"runc_create"`
+	RuncStart   *configs.Duration `toml:"runc_start"`
+	RuncExec    *configs.Duration `toml:"runc_exec"`
+	RuncKill    *configs.Duration `toml:"runc_kill"`
+	RuncDelete  *configs.Duration `toml:"runc_delete"`
+	RuncUpdate  *configs.Duration `toml:"runc_update"`
+	CNISetup    *configs.Duration `toml:"cni_setup"`
+	CNITeardown *configs.Duration `toml:"cni_teardown"`
+}
+
+// apply sets the fields the section sets.
+func (c *CPUSection) apply(dst *configs.CPUConfig) {
+	if c == nil {
+		return
+	}
+	if c.Cores != nil {
+		dst.Cores = *c.Cores
+	}
+	for _, f := range []struct {
+		src *configs.Duration
+		dst *configs.Duration
+	}{
+		{c.Call, &dst.Call}, {c.ListItem, &dst.ListItem}, {c.ShimStart, &dst.ShimStart},
+		{c.RuncCreate, &dst.RuncCreate}, {c.RuncStart, &dst.RuncStart}, {c.RuncExec, &dst.RuncExec},
+		{c.RuncKill, &dst.RuncKill}, {c.RuncDelete, &dst.RuncDelete}, {c.RuncUpdate, &dst.RuncUpdate},
+		{c.CNISetup, &dst.CNISetup}, {c.CNITeardown, &dst.CNITeardown},
+	} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
 }
 
 // DriverSection is the [driver] table; zero fields take kubelet's values.
@@ -149,6 +202,24 @@ type Pod struct {
 	// CPUs: 1.36's static CPU manager takes them out of the shared pool,
 	// which changes every shared container's cpuset.
 	ExclusiveCPUs int `toml:"exclusive_cpus"`
+	// DeleteAt, when set, is when the pods are deleted (kubectl delete):
+	// the pod worker's killPod stops every container at once, then the
+	// sandbox. DeleteEvery staggers the replicas; GracePeriod is the pod's
+	// terminationGracePeriodSeconds (default 30s).
+	DeleteAt    Duration `toml:"delete_at"`
+	DeleteEvery Duration `toml:"delete_every"`
+	GracePeriod Duration `toml:"grace_period"`
+}
+
+// ExecProbe is a container's exec liveness or readiness probe, as kubelet
+// runs it.
+type ExecProbe struct {
+	// Command is what ExecSync runs (default ["/bin/true"]).
+	Command []string `toml:"command"`
+	// Period is periodSeconds (default 10s); Timeout is timeoutSeconds
+	// (default 1s), the ExecSync timeout.
+	Period  Duration `toml:"period"`
+	Timeout Duration `toml:"timeout"`
 }
 
 // Container scripts one fake process through the shim's annotations.
@@ -170,6 +241,9 @@ type Container struct {
 	StopGrace      *configs.Duration `toml:"stop_grace"`
 	Labels         map[string]string `toml:"labels"`
 	Annotations    map[string]string `toml:"annotations"`
+	// ExecProbe, when set, is probed through ExecSync as kubelet's prober
+	// does, from the start of the run (or the container's start).
+	ExecProbe *ExecProbe `toml:"exec_probe"`
 }
 
 // Fault is armed at At and disarmed at ClearAt (never if 0).
@@ -199,6 +273,9 @@ type Variant struct {
 	Faults []Fault `toml:"faults"`
 	// Replicas overrides the replica count of pod groups, by name.
 	Replicas map[string]int `toml:"replicas"`
+	// ProbePeriod overrides the exec probes' period of pod groups, by
+	// name (the storm's fix: probe less often).
+	ProbePeriod map[string]Duration `toml:"probe_period"`
 	// Kubelet and OnDemandRelist override the driver's.
 	Kubelet        string `toml:"kubelet"`
 	OnDemandRelist *bool  `toml:"on_demand_relist"`
@@ -214,13 +291,28 @@ type Expect struct {
 	Relist           Range `toml:"relist"`
 	ListContainers   Range `toml:"list_containers"`
 	UpdateResources  Range `toml:"update_resources"`
-	UnknownStates    *int  `toml:"unknown_states"`
+	// RelistP99 bounds the relists' 99th percentile; ExecSync and
+	// StopContainer the longest such call.
+	RelistP99     Range `toml:"relist_p99"`
+	RelistP50     Range `toml:"relist_p50"`
+	ExecSync      Range `toml:"exec_sync"`
+	StopContainer Range `toml:"stop_container"`
+	// CPUBusy bounds the share of the node's cores busy during the run
+	// (0..1, the CPU model's; 1 - idle).
+	CPUBusy       FloatRange `toml:"cpu_busy"`
+	UnknownStates *int       `toml:"unknown_states"`
 	// Errors must each be a substring of some error callers saw, written
 	// "<Method>: <code>: <message>"; NoErrors must match none.
 	Errors   []string `toml:"errors"`
 	NoErrors []string `toml:"no_errors"`
 	// MaxErrors bounds the number of failed calls.
 	MaxErrors *int `toml:"max_errors"`
+}
+
+// FloatRange bounds a number; either end may be left out.
+type FloatRange struct {
+	Min *float64 `toml:"min"`
+	Max *float64 `toml:"max"`
 }
 
 // Range bounds a duration; either end may be left out.
@@ -362,6 +454,12 @@ func (f *File) Validate() error {
 				add(cf+".exit_every", "needs exit_at")
 			}
 		}
+		if p.DeleteAt != 0 && p.DeleteAt <= p.CreateAt {
+			add(field+".delete_at", "%v is not after the pod's create_at %v (delete_at counts from the start of the run)", p.DeleteAt, p.CreateAt)
+		}
+		if p.DeleteAt == 0 && p.DeleteEvery != 0 {
+			add(field+".delete_every", "needs delete_at")
+		}
 	}
 	faultNames := map[string]bool{}
 	for i, fc := range f.Faults {
@@ -416,6 +514,11 @@ func (f *File) Validate() error {
 				add(field+".replicas."+name, "%d is not in 0..%d", n, maxReplicas)
 			}
 		}
+		for name := range v.ProbePeriod {
+			if !pods[name] {
+				add(field+".probe_period."+name, "no pod group is named %q", name)
+			}
+		}
 		for j, fc := range v.Faults {
 			ff := fmt.Sprintf("%s.faults[%d]", field, j)
 			if fc.Off {
@@ -467,10 +570,14 @@ func (e Expect) validate(field string) []error {
 	for _, r := range []struct {
 		name string
 		r    Range
-	}{{"pleg_last_seen", e.PLEGLastSeen}, {"relist", e.Relist}, {"list_containers", e.ListContainers}, {"update_resources", e.UpdateResources}} {
+	}{{"pleg_last_seen", e.PLEGLastSeen}, {"relist", e.Relist}, {"list_containers", e.ListContainers}, {"update_resources", e.UpdateResources},
+		{"relist_p99", e.RelistP99}, {"relist_p50", e.RelistP50}, {"exec_sync", e.ExecSync}, {"stop_container", e.StopContainer}} {
 		if r.r.Min != nil && r.r.Max != nil && *r.r.Min > *r.r.Max {
 			errs = append(errs, fmt.Errorf("%s.%s: min %v is above max %v", field, r.name, *r.r.Min, *r.r.Max))
 		}
+	}
+	if e.CPUBusy.Min != nil && e.CPUBusy.Max != nil && *e.CPUBusy.Min > *e.CPUBusy.Max {
+		errs = append(errs, fmt.Errorf("%s.cpu_busy: min %v is above max %v", field, *e.CPUBusy.Min, *e.CPUBusy.Max))
 	}
 	if e.UnknownStates != nil && *e.UnknownStates < 0 {
 		errs = append(errs, fmt.Errorf("%s.unknown_states: must not be negative", field))
@@ -538,6 +645,9 @@ type podPlan struct {
 	annotations map[string]string
 	containers  []containerPlan
 	exclusive   int
+	// deleteAt is when the pod is deleted (0: never); grace its
+	// termination grace period.
+	deleteAt, grace time.Duration
 }
 
 type containerPlan struct {
@@ -547,6 +657,7 @@ type containerPlan struct {
 	exitCode    int
 	labels      map[string]string
 	annotations map[string]string
+	probe       *ProbeSpec
 }
 
 // plan resolves a variant against the file.
@@ -609,6 +720,13 @@ func (f *File) plan(v Variant) plan {
 				group: g.Name, name: name, namespace: ns, uid: fmt.Sprintf("uid-%s-%s", ns, name), index: i,
 				createAt: g.CreateAt.D() + time.Duration(i)*g.CreateEvery.D(),
 				labels:   g.Labels, annotations: g.Annotations, exclusive: g.ExclusiveCPUs,
+				grace: DefaultGracePeriod,
+			}
+			if g.DeleteAt > 0 {
+				pp.deleteAt = g.DeleteAt.D() + time.Duration(i)*g.DeleteEvery.D()
+			}
+			if g.GracePeriod > 0 {
+				pp.grace = g.GracePeriod.D()
 			}
 			for _, c := range g.Containers {
 				cp := containerPlan{
@@ -620,6 +738,12 @@ func (f *File) plan(v Variant) plan {
 				}
 				if c.ExitAt > 0 {
 					cp.exitAt = c.ExitAt.D() + time.Duration(i)*c.ExitEvery.D()
+				}
+				if c.ExecProbe != nil {
+					cp.probe = c.ExecProbe.spec()
+					if d, ok := v.ProbePeriod[g.Name]; ok && d > 0 {
+						cp.probe.Period = d.D()
+					}
 				}
 				pp.containers = append(pp.containers, cp)
 			}
@@ -646,4 +770,19 @@ func (d DriverSection) config() DriverConfig {
 		c.CPUManagerPeriod = 0
 	}
 	return c.withDefaults()
+}
+
+// spec is the probe with kubelet's defaults.
+func (e *ExecProbe) spec() *ProbeSpec {
+	p := &ProbeSpec{Command: e.Command, Period: e.Period.D(), Timeout: e.Timeout.D()}
+	if len(p.Command) == 0 {
+		p.Command = []string{"/bin/true"}
+	}
+	if p.Period == 0 {
+		p.Period = DefaultProbePeriod
+	}
+	if p.Timeout == 0 {
+		p.Timeout = DefaultProbeTimeout
+	}
+	return p
 }

@@ -42,6 +42,10 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"clear before arm", minimal + "[[faults]]\n  point = \"shim.unmount\"\n  spec = \"block\"\n  at = \"1m\"\n  clear_at = \"30s\"\n", "faults[0].clear_at: 30s is not after at 1m0s"},
 		{"too many replicas", strings.Replace(minimal, `name = "p"`, "name = \"p\"\n  replicas = 9223372036854775807", 1), "pods[0].replicas: 9223372036854775807 is not in 0..1000"},
 		{"replicas of nothing", minimal + "  replicas = { q = 2 }\n", `variants[0] (baseline).replicas.q: no pod group is named "q"`},
+		{"probe period of nothing", minimal + "  probe_period = { q = \"10s\" }\n", `variants[0] (baseline).probe_period.q: no pod group is named "q"`},
+		{"delete every alone", strings.Replace(minimal, `name = "p"`, "name = \"p\"\n  delete_every = \"1s\"", 1), "pods[0].delete_every: needs delete_at"},
+		{"delete before create", strings.Replace(minimal, `name = "p"`, "name = \"p\"\n  create_at = \"20s\"\n  delete_at = \"10s\"", 1), "pods[0].delete_at: 10s is not after the pod's create_at 20s"},
+		{"cpu_busy min above max", minimal + "  [variants.expect]\n    cpu_busy = { min = 0.5, max = 0.1 }\n", "expect.cpu_busy: min 0.5 is above max 0.1"},
 		{"off without scenario fault", minimal + "  [[variants.faults]]\n    name = \"x\"\n    off = true\n", `off needs the name of a scenario fault, not "x"`},
 		{"min above max", minimal + "  [variants.expect]\n    relist = { min = \"2m\", max = \"1m\" }\n", "variants[0] (baseline).expect.relist: min 2m0s is above max 1m0s"},
 		{"duplicate variant", minimal + "[[variants]]\n  name = \"baseline\"\n", `"baseline" is used twice`},
@@ -233,6 +237,62 @@ func TestBuiltinFiles(t *testing.T) {
 	for _, bad := range []string{"", "../default", "scenarios/overload"} {
 		if _, err := configs.ScenarioFile(bad); err == nil {
 			t.Errorf("ScenarioFile(%q): want an error", bad)
+		}
+	}
+}
+
+// TestPlanProbesDeletesAndCPU: probes take kubelet's defaults and a
+// variant's period, deletes stagger like creations, and the CPU table
+// overrides key by key.
+func TestPlanProbesDeletesAndCPU(t *testing.T) {
+	f, err := Parse([]byte(`
+name = "storm"
+duration = "1m"
+[server.cpu]
+  cores = 4
+  runc_exec = "20ms"
+[[pods]]
+  name = "web"
+  replicas = 2
+  delete_at = "30s"
+  delete_every = "5s"
+  [[pods.containers]]
+    name = "app"
+    [pods.containers.exec_probe]
+[[variants]]
+  name = "baseline"
+[[variants]]
+  name = "slow"
+  probe_period = { web = "10s" }
+  [variants.server.cpu]
+    cores = 1
+`), "storm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, slow := f.plan(f.Variants[0]), f.plan(f.Variants[1])
+	p := base.pods[1]
+	if p.deleteAt != 35*time.Second || p.grace != DefaultGracePeriod {
+		t.Errorf("web-1 deleted at %v with grace %v, want 35s and %v", p.deleteAt, p.grace, DefaultGracePeriod)
+	}
+	probe := p.containers[0].probe
+	if probe == nil || strings.Join(probe.Command, " ") != "/bin/true" || probe.Period != DefaultProbePeriod || probe.Timeout != DefaultProbeTimeout {
+		t.Errorf("probe = %+v, want /bin/true every %v, timeout %v", probe, DefaultProbePeriod, DefaultProbeTimeout)
+	}
+	if got := slow.pods[0].containers[0].probe.Period; got != 10*time.Second {
+		t.Errorf("slow variant's probe period = %v, want 10s", got)
+	}
+	for _, tc := range []struct {
+		p     plan
+		cores int
+	}{{base, 4}, {slow, 1}} {
+		cfg, err := variantConfig(tc.p, t.TempDir(), 0.01)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cfg.Plugins.Fake.CPU
+		if c.Cores != tc.cores || c.RuncExec.Duration() != 20*time.Millisecond || c.RuncDelete.Duration() != 8*time.Millisecond {
+			t.Errorf("%s: cpu = %+v, want %d cores, runc_exec 20ms, runc_delete the default 8ms", tc.p.name, c, tc.cores)
 		}
 	}
 }

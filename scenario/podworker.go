@@ -27,6 +27,9 @@ type ContainerSpec struct {
 	// AnnotationsAt, if set, adds annotations computed just before
 	// CreateContainer (a scripted exit that must land at a fixed time).
 	AnnotationsAt func(now time.Time) map[string]string
+	// Probe, if set, is an exec probe the driver's prober runs once the
+	// container started (prober.go).
+	Probe *ProbeSpec
 }
 
 // CreatePod runs a pod the way kubelet's SyncPod does: RunPodSandbox (with
@@ -80,7 +83,9 @@ func (d *Driver) createPod(ctx context.Context, p PodSpec, start bool) ([]string
 	for i, c := range p.Containers {
 		id, err := d.createContainer(ctx, p, sandboxID, sbConfig, c)
 		if err == nil && start {
-			err = d.startContainer(ctx, id)
+			if err = d.startContainer(ctx, id); err == nil && c.Probe != nil {
+				d.StartProbe(ctx, id, *c.Probe)
+			}
 		}
 		if err != nil {
 			if first == nil {

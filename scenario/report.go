@@ -127,6 +127,11 @@ type jsonVariant struct {
 	MaxRelistSeconds          float64      `json:"max_relist_seconds"`
 	MaxListContainersSeconds  float64      `json:"max_list_containers_seconds"`
 	MaxUpdateResourcesSeconds float64      `json:"max_update_resources_seconds"`
+	RelistP99Seconds          float64      `json:"relist_p99_seconds"`
+	RelistP50Seconds          float64      `json:"relist_p50_seconds"`
+	MaxExecSyncSeconds        float64      `json:"max_exec_sync_seconds"`
+	MaxStopContainerSeconds   float64      `json:"max_stop_container_seconds"`
+	CPUBusy                   float64      `json:"cpu_busy"`
 	UnknownStates             int          `json:"unknown_states"`
 	Errors                    []jsonError  `json:"errors"`
 	ExpectationsMet           bool         `json:"expectations_met"`
@@ -164,6 +169,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 			UnknownStates: len(s.Unknown), Errors: []jsonError{}, ExpectationsMet: v.ExpectationsMet(),
 			FailedExpectations: v.Failed, Relists: s.Relists, FailedRelists: s.FailedRelists,
 			HealthTransitions: []jsonHealth{}, WallSeconds: secs(v.Wall),
+			RelistP99Seconds: secs(s.RelistP99), RelistP50Seconds: secs(s.RelistP50), MaxExecSyncSeconds: secs(s.Max("ExecSync")),
+			MaxStopContainerSeconds: secs(s.Max("StopContainer")), CPUBusy: s.CPUBusy,
 		}
 		if v.Err != nil {
 			jv.RunError = v.Err.Error()

@@ -292,6 +292,16 @@ func runVariant(ctx context.Context, p plan, scale float64, meter *clock.Meter, 
 	defer cancel()
 	drv := NewDriver(conn, clk, log.WithField("component", "driver"), p.driver, named)
 	drv.rec.timeline = tr
+	// The initial pods' probe workers start with the run, as a kubelet's
+	// do when it starts with the pods already running.
+	for i, pp := range initial {
+		for j, c := range pp.containers {
+			if c.probe != nil && j < len(created[i]) && created[i][j] != "" {
+				drv.StartProbe(runCtx, created[i][j], *c.probe)
+			}
+		}
+	}
+	cpu0 := srv.CPULoad()
 	at := func(d time.Duration) error { return clk.Sleep(runCtx, d-clk.Since(t0)) }
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -358,10 +368,27 @@ func runVariant(ctx context.Context, p plan, scale float64, meter *clock.Meter, 
 			}
 		}()
 	}
+	// Deleted pods: each pod worker kills its pod at once.
+	for _, pp := range p.pods {
+		if pp.deleteAt == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if at(pp.deleteAt) != nil {
+				return
+			}
+			if err := drv.DeletePod(runCtx, podSpec(pp, t0), pp.grace); err != nil && runCtx.Err() == nil {
+				log.WithError(err).WithField("pod", pp.name).Warn("pod worker: killing the pod failed")
+			}
+		}()
+	}
 	// The driver runs for the scenario's duration; setting up the workload
 	// above took scenario time of its own, which does not count.
 	err = clk.Sleep(runCtx, p.until)
 	stats := drv.Stats(true)
+	stats.CPUBusy = srv.CPULoad().BusySince(cpu0)
 	tr.finish(stats, drv.rec.startedAt().Sub(t0))
 	return stats, err
 }
@@ -437,6 +464,10 @@ func variantConfig(p plan, dir string, scale float64) (*configs.Config, error) {
 		if s.MountOptions != nil {
 			cfg.Plugins.Overlay.MountOptions = s.MountOptions
 		}
+		s.CPU.apply(&fake.CPU)
+		if s.ShimV1DeletedState != nil {
+			fake.ShimV1DeletedState = *s.ShimV1DeletedState
+		}
 		if s.Disk != nil {
 			fake.Disk = *s.Disk
 			if fake.Disk.RootMount == "" {
@@ -509,7 +540,7 @@ func (p plan) namer(tr *timelineRecorder) func(id string, pod PodSpec, c Contain
 func podSpec(pp podPlan, t0 time.Time) PodSpec {
 	ps := PodSpec{Name: pp.name, Namespace: pp.namespace, UID: pp.uid, Labels: pp.labels, Annotations: pp.annotations, ExclusiveCPUs: pp.exclusive}
 	for _, c := range pp.containers {
-		cs := ContainerSpec{Name: c.name, Image: c.image, Labels: c.labels, Annotations: c.annotations}
+		cs := ContainerSpec{Name: c.name, Image: c.image, Labels: c.labels, Annotations: c.annotations, Probe: c.probe}
 		if c.exitAt > 0 {
 			exitAt, code := c.exitAt, strconv.Itoa(c.exitCode)
 			cs.AnnotationsAt = func(now time.Time) map[string]string {

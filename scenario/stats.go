@@ -2,7 +2,9 @@ package scenario
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -56,7 +58,16 @@ type Stats struct {
 	// LastSeenAtEnd is now - relistTime at the snapshot.
 	LastSeenAtEnd time.Duration
 	Threshold     time.Duration
-	Calls         map[string]CallStats
+	// RelistP99 is the 99th percentile of the relists' durations
+	// (kubelet_pleg_relist_duration_seconds' p99).
+	RelistP99 time.Duration
+	// RelistP50 is their median: the steady relist, where the first
+	// relist's inspection of every pod weighs in the p99 of a short run.
+	RelistP50 time.Duration
+	// CPUBusy is the share of the node's cores the modelled work kept busy
+	// during the run (0..1; 0 with the CPU model off).
+	CPUBusy float64
+	Calls   map[string]CallStats
 	// Unknown lists the containers ever reported in CONTAINER_UNKNOWN.
 	Unknown     []string
 	Errors      []ErrorCount
@@ -100,16 +111,18 @@ type recorder struct {
 	threshold time.Duration
 	start     time.Time
 
-	mu          sync.Mutex
-	frozen      bool
-	nextToken   int
-	inflight    map[int]inflightCall
-	calls       map[string]*CallStats
-	errs        map[errKey]int
-	unknown     map[string]bool
-	relists     int
-	failed      int
-	maxRelist   time.Duration
+	mu        sync.Mutex
+	frozen    bool
+	nextToken int
+	inflight  map[int]inflightCall
+	calls     map[string]*CallStats
+	errs      map[errKey]int
+	unknown   map[string]bool
+	relists   int
+	failed    int
+	maxRelist time.Duration
+	// relistTimes are every relist's duration, for the p99.
+	relistTimes []time.Duration
 	relistStart time.Time // zero when no relist runs
 	relistTime  time.Time // start of the last relist whose GetPods succeeded
 	maxAge      time.Duration
@@ -219,6 +232,7 @@ func (r *recorder) relistEnd(ok bool) time.Duration {
 		r.failed++
 	}
 	r.maxRelist = max(r.maxRelist, took)
+	r.relistTimes = append(r.relistTimes, took)
 	return took
 }
 
@@ -289,6 +303,8 @@ func (r *recorder) snapshot(freeze bool) Stats {
 	for m, cs := range r.calls {
 		s.Calls[m] = *cs
 	}
+	s.RelistP99 = percentile(r.relistTimes, 0.99)
+	s.RelistP50 = percentile(r.relistTimes, 0.5)
 	for _, c := range r.inflight {
 		if freeze && !r.frozen {
 			// A call stuck at the end is the picture's point; it
@@ -317,4 +333,15 @@ func (r *recorder) snapshot(freeze bool) Stats {
 		r.frozen = true
 	}
 	return s
+}
+
+// percentile is the q-quantile of ds (nearest rank); 0 for none.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
 }

@@ -25,7 +25,11 @@ import (
 // filtered list (kubelet's, by pod UID label) waits on every other pod's
 // containers too.
 func (c *criService) ListContainers(ctx context.Context, r *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
-	listed := c.listContainers(r.GetFilter())
+	listed, examined := c.listContainers(r.GetFilter())
+	// Every status read and every entry built costs containerd CPU.
+	if err := c.onCPU(ctx, "ListContainers", c.listCost(examined)); err != nil {
+		return nil, err
+	}
 	if encodeList(ctx) {
 		return encodeListed(listed)
 	}
@@ -47,7 +51,7 @@ type listedContainer struct {
 
 // listContainers is ListContainers up to the response: every candidate's
 // status read under its read lock, then the filter.
-func (c *criService) listContainers(f *runtime.ContainerFilter) []listedContainer {
+func (c *criService) listContainers(f *runtime.ContainerFilter) ([]listedContainer, int) {
 	start := c.clock.Now()
 	ids := c.resolveFilterIDs(f)
 	var candidates []containerstore.Container
@@ -75,9 +79,10 @@ func (c *criService) listContainers(f *runtime.ContainerFilter) []listedContaine
 			c.timing("ListContainers", cntr.ID, c.clock.Since(getStart), "[ListContainers] get container %s status", cntr.ID)
 		}
 	}
+	examined := len(listed)
 	listed = filterContainers(listed, f, ids)
 	c.timing("ListContainers", "", c.clock.Since(start), "[ListContainers] all list containers")
-	return listed
+	return listed, examined
 }
 
 // toCRI shares the config's messages and maps rather than copying them: a

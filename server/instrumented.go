@@ -63,6 +63,10 @@ func instrument[Req any, Resp any](in *instrumentedService, ctx context.Context,
 		ctx = faults.WithTarget(ctx, targetOf())
 	}
 	err := c.fire(ctx, faults.CRIPoint(method, false), targetOf)
+	if err == nil {
+		// containerd's own work for the call: gRPC, the handler, the reply.
+		err = c.onCPU(ctx, method, c.config.Plugins.Fake.CPU.Call.Duration())
+	}
 	var resp Resp
 	if err == nil {
 		resp, err = call(ctx, req)

@@ -36,5 +36,8 @@ func (c *criService) ListPodSandbox(ctx context.Context, r *runtime.ListPodSandb
 			RuntimeHandler: sb.RuntimeHandler,
 		})
 	}
+	if err := c.onCPU(ctx, "ListPodSandbox", c.listCost(len(all))); err != nil {
+		return nil, err
+	}
 	return &runtime.ListPodSandboxResponse{Items: out}, nil
 }

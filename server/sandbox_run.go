@@ -68,6 +68,9 @@ func (c *criService) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandbox
 		if err := c.fire(ctx, faults.PointCNISetup, target); err != nil {
 			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
 		}
+		if err := c.onCPU(ctx, "CNI setup", c.config.Plugins.Fake.CPU.CNISetup.Duration()); err != nil {
+			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
+		}
 		ip, err := c.ips.allocate(id)
 		if err != nil {
 			return nil, fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)

@@ -49,6 +49,10 @@ func (c *criService) stopPodSandbox(ctx context.Context, sb sandboxstore.Sandbox
 		if err := c.fire(ctx, faults.PointCNITeardown, func() faults.Target { return c.sandboxTarget(sb.ID) }); err != nil {
 			return fmt.Errorf("failed to destroy network for sandbox %q: %w", sb.ID, err)
 		}
+		// The CNI DEL: a plugin binary per plugin in the chain, iptables.
+		if err := c.onCPU(ctx, "CNI teardown", c.config.Plugins.Fake.CPU.CNITeardown.Duration()); err != nil {
+			return fmt.Errorf("failed to destroy network for sandbox %q: %w", sb.ID, err)
+		}
 		c.ips.release(sb.IP, sb.ID)
 		c.log.WithField("sandbox", sb.ID).Infof("TearDown network for sandbox %q successfully", sb.ID)
 	}

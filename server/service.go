@@ -25,6 +25,7 @@ import (
 	"github.com/fakecontainerd/fakecontainerd/faults/clock/deadline"
 	"github.com/fakecontainerd/fakecontainerd/shim"
 	containerstore "github.com/fakecontainerd/fakecontainerd/store/container"
+	"github.com/fakecontainerd/fakecontainerd/store/cpu"
 	"github.com/fakecontainerd/fakecontainerd/store/disk"
 	imagestore "github.com/fakecontainerd/fakecontainerd/store/image"
 	"github.com/fakecontainerd/fakecontainerd/store/metadata"
@@ -86,6 +87,8 @@ type criService struct {
 
 	// disk is the node's disk layout; nil is the per-container one.
 	disk *disk.Node
+	// cpu is the node's cores; nil is the CPU model off.
+	cpu *cpu.Node
 
 	// tracker follows lock holders and waiters for blame; nil when
 	// lock_tracking is off.
@@ -222,6 +225,9 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 		return nil, fmt.Errorf("disk layout: %w", err)
 	}
 	defaults.Node = c.disk
+	c.cpu = cpu.New(fake.CPU.Cores, o.Clock)
+	defaults.CPU, defaults.Costs = c.cpu, shimCosts(fake.CPU)
+	defaults.V1DeletedState = fake.ShimV1DeletedState
 	shimCfg := shim.ManagerConfig{
 		StateDir: cfg.State, Mode: fake.ShimMode, EventsAddress: ttrpcAddr, Clock: o.Clock,
 		Defaults: defaults, Log: o.Log, Executable: o.Executable, Args: o.ShimArgs,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fakecontainerd/fakecontainerd/configs"
+	"github.com/fakecontainerd/fakecontainerd/store/cpu"
 	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
@@ -50,9 +51,25 @@ type Defaults struct {
 	// Node is the node layout's disks, shared by every in-process shim;
 	// nil is the per-container layout (and every process-mode shim, which
 	// is another process).
-	Node       *disk.Node
-	StopGrace  time.Duration
-	IgnoreTerm bool
+	Node *disk.Node
+	// CPU is the node's cores, shared by every in-process shim and the
+	// daemon; nil is the model off (and every process-mode shim). Costs
+	// is what each piece of runc work costs on it.
+	CPU   *cpu.Node
+	Costs Costs
+	// V1DeletedState plays containerd <= 1.2.6's shim (before #3244): runc
+	// work ignores the call's deadline, and a deleted process stays,
+	// answering Delete and Kill with Unknown.
+	V1DeletedState bool
+	StopGrace      time.Duration
+	IgnoreTerm     bool
+}
+
+// Costs is the CPU time the shim's work takes on the node (store/cpu):
+// each runc invocation is a process spawn, a Go runtime starting, and for
+// create and exec a runc init that joins the container's namespaces.
+type Costs struct {
+	ShimStart, RuncCreate, RuncStart, RuncExec, RuncKill, RuncDelete, RuncUpdate time.Duration
 }
 
 // ParseBehaviour reads the fakecontainerd.io/ annotations. An invalid value

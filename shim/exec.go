@@ -87,10 +87,16 @@ func (s *Service) getExec(id, execID string) (*Init, *execProcess, error) {
 	return p, e, err
 }
 
-func (s *Service) startExec(r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
+func (s *Service) startExec(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
 	p, e, err := s.getExec(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
+	}
+	// runc exec --detach: runc, then runc init joining the container's
+	// namespaces (setns), then the command; not under the process lock
+	// (execProcess.Start takes only the exec's own).
+	if err := runc(ctx, p.cpu, nil, "runc exec", p.costs.RuncExec); err != nil {
+		return nil, status.Errorf(status.Code(err), "OCI runtime exec failed: %v", err)
 	}
 	err = p.model.startExec(e, s.cfg.Clock.Now, func(e *execProcess) {
 		s.publish(TopicTaskExit, &eventstypes.TaskExit{

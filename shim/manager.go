@@ -343,6 +343,10 @@ func (m *Manager) start(ctx context.Context, group string, records map[string][]
 	log := m.cfg.Log.WithField("sandbox", group)
 	switch m.cfg.Mode {
 	case ModeInProcess:
+		// A new containerd-shim-runc-v2: fork, exec, a Go runtime starting.
+		if err := runc(ctx, m.cfg.Defaults.CPU, nil, "shim start", m.cfg.Defaults.Costs.ShimStart); err != nil {
+			return nil, fmt.Errorf("start shim: %w", err)
+		}
 		srv, err := NewServer(ServerConfig{
 			Group: group, StateDir: m.cfg.StateDir, EventsAddress: m.cfg.EventsAddress,
 			Clock: m.cfg.Clock, Defaults: m.cfg.Defaults, Log: log.WithField("shim", "inprocess"),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fakecontainerd/fakecontainerd/faults"
 	"github.com/fakecontainerd/fakecontainerd/faults/clock"
+	"github.com/fakecontainerd/fakecontainerd/store/cpu"
 	"github.com/fakecontainerd/fakecontainerd/store/disk"
 )
 
@@ -78,6 +79,12 @@ type Init struct {
 	fire func(point string) error
 	// model is the process's interpreted command (model.go, exec.go).
 	model *model
+	// cpu is the node's cores (nil: the model off); costs what runc's
+	// work takes on them.
+	cpu   *cpu.Node
+	costs Costs
+	// v1 is Defaults.V1DeletedState.
+	v1 bool
 }
 
 type processView struct {
@@ -134,7 +141,7 @@ func (p *Init) State() *stateSnapshot {
 
 // Start moves a created process to running and arms its scripted exit.
 func (p *Init) Start(ctx context.Context) error {
-	unlock, _ := p.lock("Start")
+	unlock, tok := p.lock("Start")
 	defer unlock()
 	switch p.status {
 	case statusCreated:
@@ -144,6 +151,9 @@ func (p *Init) Start(ctx context.Context) error {
 		return status.Errorf(codes.FailedPrecondition, "cannot start a stopped process")
 	default:
 		return status.Errorf(codes.NotFound, "cannot start a deleted process")
+	}
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc start", p.costs.RuncStart); err != nil {
+		return err
 	}
 	now := p.clock.Now()
 	p.status, p.startedAt = statusRunning, now
@@ -179,11 +189,18 @@ func (p *Init) scheduleExitLocked(after time.Duration, code uint32) {
 // stop grace, unless the process ignores it. The exit itself is processed
 // asynchronously, as the reaper does after runc kill returns.
 func (p *Init) Kill(ctx context.Context, signal uint32) error {
-	unlock, _ := p.lock("Kill")
+	unlock, tok := p.lock("Kill")
 	defer unlock()
-	switch p.status {
-	case statusStopped, statusDeleted:
+	switch {
+	case p.status == statusDeleted && p.v1:
+		// Before #3244: not NotFound, so the daemon cannot tell the
+		// task is gone.
+		return status.Errorf(codes.Unknown, "cannot kill a deleted process")
+	case p.status == statusStopped, p.status == statusDeleted:
 		return status.Errorf(codes.NotFound, "process already finished")
+	}
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc kill", p.costs.RuncKill); err != nil {
+		return err
 	}
 	if r := p.reaction(syscall.Signal(signal), p.status); r.Exits {
 		p.scheduleExitLocked(r.After, r.ExitStatus)
@@ -317,9 +334,18 @@ func (p *Init) Delete(ctx, lifetime context.Context) (*stateSnapshot, time.Durat
 	case statusRunning:
 		return nil, 0, status.Errorf(codes.FailedPrecondition, "cannot delete a running process")
 	case statusDeleted:
+		if p.v1 {
+			return nil, 0, status.Errorf(codes.Unknown, "cannot delete a deleted process")
+		}
 		return nil, 0, status.Errorf(codes.NotFound, "cannot delete a deleted process")
 	}
 	start := p.clock.Now()
+	// runc delete before the unmount, under the call's deadline (go-runc's
+	// exec.CommandContext): if it ends first the process stays stopped and
+	// the next Delete does the work again.
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc delete", p.costs.RuncDelete); err != nil {
+		return nil, p.clock.Since(start), err
+	}
 	var logger *logrus.Entry
 	// The sync is paid inside the first umount2, after a delay injected at
 	// its entry (strace's delay_enter): the syncfs joins the disk's queue
@@ -407,13 +433,16 @@ func (p *Init) Update(ctx context.Context, resources json.RawMessage) error {
 	if p.toggles.Enabled(faults.FixShimUpdateNoWait) && p.deleting.Load() {
 		return status.Errorf(codes.NotFound, "process %s is being deleted", p.id)
 	}
-	unlock, _ := p.lock("Update")
+	unlock, tok := p.lock("Update")
 	defer unlock()
 	switch p.status {
 	case statusStopped:
 		return status.Errorf(codes.Unknown, "cannot update a stopped container")
 	case statusDeleted:
 		return status.Errorf(codes.Unknown, "cannot update a deleted process")
+	}
+	if err := runc(p.runcCtx(ctx), p.cpu, tok, "runc update", p.costs.RuncUpdate); err != nil {
+		return err
 	}
 	p.resources = resources
 	return p.persistLocked()
@@ -429,3 +458,14 @@ func (p *Init) persistLocked() error {
 
 // HumanBytes prints a size the way the blame chain reads it: "1.8 GiB".
 func HumanBytes(n int64) string { return disk.HumanBytes(n) }
+
+// runcCtx is the context runc runs under: the call's, which carries the
+// daemon's deadline, or, playing the v1 shim of containerd <= 1.2 (whose
+// ttrpc sent no deadline), the call's values without its deadline: the
+// work goes on after the daemon gave up.
+func (p *Init) runcCtx(ctx context.Context) context.Context {
+	if p.v1 {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}

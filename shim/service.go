@@ -155,6 +155,7 @@ func (s *Service) newInit(id, bundle string, pid uint32, b Behaviour, rootfs *Ro
 	p.locks = s.cfg.Locks
 	p.unmounted = s.cfg.Unmounted
 	p.fire = func(point string) error { return s.fire(point, id) }
+	p.cpu, p.costs, p.v1 = s.cfg.Defaults.CPU, s.cfg.Defaults.Costs, s.cfg.Defaults.V1DeletedState
 	return p
 }
 
@@ -270,6 +271,9 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 			return nil, status.Errorf(status.Code(err), "failed to create shim task: OCI runtime create failed: %v", err)
 		}
 	}
+	if err := runc(ctx, s.cfg.Defaults.CPU, nil, "runc create", s.cfg.Defaults.Costs.RuncCreate); err != nil {
+		return nil, status.Errorf(status.Code(err), "failed to create shim task: OCI runtime create failed: %v", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.processes[r.ID]; ok {
@@ -305,7 +309,7 @@ func readSpec(bundle string) (*specs.Spec, error) {
 
 func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
 	if r.ExecID != "" {
-		return s.startExec(r)
+		return s.startExec(ctx, r)
 	}
 	p, err := s.get(r.ID)
 	if err != nil {
@@ -348,9 +352,12 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	delete(s.processes, r.ID)
-	s.mu.Unlock()
+	if !p.v1 {
+		// containerd <= 1.2.6's shim kept the deleted process (#3244).
+		s.mu.Lock()
+		delete(s.processes, r.ID)
+		s.mu.Unlock()
+	}
 	if err := removeRecord(s.cfg.RuncRoot, r.ID); err != nil {
 		s.cfg.Log.WithError(err).WithField("id", r.ID).Warn("failed to remove process state")
 	}

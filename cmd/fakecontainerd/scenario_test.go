@@ -75,7 +75,7 @@ func TestScenarioListAndShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	want := []string{"cni-teardown-hang", "fsync-behind-writeback", "imagepull-bbolt", "ondemand-relist-stuck", "overload",
+	want := []string{"cni-teardown-hang", "exec-probe-storm", "fsync-behind-writeback", "imagepull-bbolt", "mass-stop", "ondemand-relist-stuck", "overload",
 		"runc-dbus-hang", "runc-update-hang", "short-task-pool", "stuck-container-status", "umount-status-lock"}
 	// The five incidents of the field report say which one they are.
 	incidents := map[string]bool{"imagepull-bbolt": true, "overload": true, "runc-dbus-hang": true, "stuck-container-status": true, "umount-status-lock": true}
