@@ -77,6 +77,24 @@ func kubeletBinary(t *testing.T) string {
 	return p
 }
 
+// kubeletVersion is the version `kubelet --version` prints and its minor
+// ("Kubernetes v1.19.16" gives "v1.19.16", 19).
+func kubeletVersion(t *testing.T, bin string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", bin, err)
+	}
+	m := kubeletVersionRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s --version printed %q, want Kubernetes v1.N.M", bin, out)
+	}
+	minor, _ := strconv.Atoi(string(m[2]))
+	return string(m[1]), minor
+}
+
+var kubeletVersionRE = regexp.MustCompile(`Kubernetes (v1\.([0-9]+)\.[0-9]+)`)
+
 // logRoot is where every test keeps its logs: $E2E_LOG_DIR or _logs here.
 func logRoot() string {
 	if d := os.Getenv("E2E_LOG_DIR"); d != "" {
@@ -250,6 +268,13 @@ type node struct {
 	http     *http.Client
 	started  time.Time
 	timeline *timeline
+	// kubeVersion is what kubelet --version says ("v1.19.16"), kubeMinor
+	// its minor version (19).
+	kubeVersion string
+	kubeMinor   int
+	// expectf reports an outcome that differs from an arm's expectation
+	// (errorf, or a log line in report-only mode).
+	expectf func(format string, args ...any)
 }
 
 // nodeOptions configure a node: the fakecontainerd config overlay (read on
@@ -349,8 +374,17 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 			"anonymous": map[string]any{"enabled": true},
 			"webhook":   map[string]any{"enabled": false},
 		},
-		"authorization":            map[string]any{"mode": "AlwaysAllow"},
-		"containerRuntimeEndpoint": "unix://" + n.socket,
+		"authorization": map[string]any{"mode": "AlwaysAllow"},
+	}
+	// Kubelets before 1.27 take the runtime from flags, and before 1.24
+	// default to dockershim. Keys a kubelet does not know (failCgroupV1,
+	// podLogsDir, ...) fail its strict decoding; it then decodes
+	// leniently and logs a warning ("using lenient decoding").
+	var runtimeFlags []string
+	if n.kubeVersion, n.kubeMinor = kubeletVersion(t, kubeletBin); n.kubeMinor >= 27 {
+		kcfg["containerRuntimeEndpoint"] = "unix://" + n.socket
+	} else {
+		runtimeFlags = []string{"--container-runtime=remote", "--container-runtime-endpoint=unix://" + n.socket}
 	}
 	data, err := json.MarshalIndent(kcfg, "", "  ")
 	if err != nil {
@@ -363,7 +397,7 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 	n.started = time.Now()
 	// --cert-dir defaults to /var/lib/kubelet/pki whatever --root-dir says.
 	n.kubelet = startProc(t, name+"/kubelet", filepath.Join(logDir, "kubelet.log"), kubeletBin,
-		"--config="+kcfgPath, "--root-dir="+filepath.Join(work, "kubelet"), "--cert-dir="+filepath.Join(work, "kubelet", "pki"), "--hostname-override="+name, "--v=3", "--vmodule=generic=5")
+		append([]string{"--config=" + kcfgPath, "--root-dir=" + filepath.Join(work, "kubelet"), "--cert-dir=" + filepath.Join(work, "kubelet", "pki"), "--hostname-override=" + name, "--v=3", "--vmodule=generic=5"}, runtimeFlags...)...)
 	n.waitFor("kubelet to answer on its read-only port", time.Minute, func() error {
 		if n.kubelet.exited() {
 			return errFatal{fmt.Errorf("kubelet exited: %v", n.kubelet.err)}
@@ -412,6 +446,23 @@ func (n *node) waitFor(what string, within time.Duration, cond func() error) {
 		var fatal errFatal
 		if errors.As(err, &fatal) || time.Now().After(deadline) {
 			n.fatalf("waiting %v for %s: %v", within, what, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// waitOrReport is waitFor that reports a timeout as an error and returns.
+func (n *node) waitOrReport(what string, within time.Duration, cond func() error) {
+	n.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.errorf("waiting %v for %s: %v", within, what, err)
+			return
 		}
 		time.Sleep(time.Second)
 	}
