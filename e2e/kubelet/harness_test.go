@@ -385,6 +385,10 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		kcfg["containerRuntimeEndpoint"] = "unix://" + n.socket
 	} else {
 		runtimeFlags = []string{"--container-runtime=remote", "--container-runtime-endpoint=unix://" + n.socket}
+		// They also add KUBE-MARK-DROP and friends to the host's
+		// iptables (seen: "Failed to ensure that nat chain
+		// KUBE-MARK-DROP exists" where iptables is missing).
+		kcfg["makeIPTablesUtilChains"] = false
 	}
 	data, err := json.MarshalIndent(kcfg, "", "  ")
 	if err != nil {
