@@ -142,7 +142,7 @@ kubelet-matrix: build
 		fi; \
 		echo "kubelet $$v: incident 1, arms $(MATRIX_ARMS) (log $(MATRIX_DIR)/$$v.log)"; \
 		(cd e2e/kubelet && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBELET=$$kubelet KUBE_VERSION=$$v E2E_ARMS=$(MATRIX_ARMS) \
-			E2E_REPORT_ONLY=1 E2E_LOG_DIR=$(MATRIX_DIR)/$$v $(GO) test -count=1 -v -timeout 30m -run '^TestIncident1$$' . \
+			E2E_REPORT_ONLY=1 E2E_LOG_DIR=$(MATRIX_DIR)/$$v $(GO) test -count=1 -v -timeout 30m -parallel 4 -run '^TestIncident1$$' . \
 			> $(MATRIX_DIR)/$$v.log 2>&1) || { echo "  kubelet $$v: the run failed; its failures:"; \
 			grep -E -- '--- FAIL|_test\.go:[0-9]+:.*(FAIL|waiting|exited)' $(MATRIX_DIR)/$$v.log | head -n 10; }; \
 		grep -h 'differs from kubelet 1.36' $(MATRIX_DIR)/$$v.log | sed 's/^ */  '$$v': /' || true; \

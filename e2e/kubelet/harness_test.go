@@ -299,6 +299,7 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		if err := os.RemoveAll(work); err != nil {
 			t.Logf("remove %s: %v", work, err)
 		}
+		removeHostPodLogs(t, name, opts.pods)
 	})
 	n := &node{
 		t: t, name: name, logDir: logDir, workDir: work,
@@ -410,6 +411,30 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		return err
 	})
 	return n
+}
+
+// removeHostPodLogs removes what kubelet insists on writing outside its
+// root dir for this node's static pods: kubelets before 1.29 (no
+// podLogsDir) write pod logs to /var/log/pods/<ns>_<pod>_<uid>, and every
+// kubelet links them from /var/log/containers/<pod>_<ns>_<container>-<id>.log.
+// A link is removed only once it dangles, so a live one of another
+// kubelet's pod of the same name stays.
+func removeHostPodLogs(t *testing.T, node string, pods []podManifest) {
+	for _, p := range pods {
+		pod := p.name + "-" + node
+		dirs, _ := filepath.Glob(filepath.Join("/var/log/pods", "default_"+pod+"_*"))
+		for _, d := range dirs {
+			if err := os.RemoveAll(d); err != nil {
+				t.Logf("remove %s: %v", d, err)
+			}
+		}
+		links, _ := filepath.Glob(filepath.Join("/var/log/containers", pod+"_default_*.log"))
+		for _, l := range links {
+			if _, err := os.Stat(l); errors.Is(err, os.ErrNotExist) {
+				os.Remove(l)
+			}
+		}
+	}
 }
 
 // unmountUnder detaches every mount at or below dir, deepest first.
