@@ -118,7 +118,10 @@ func WriteTable(w io.Writer, rs []ArmResult) error {
 			unhealthy += fmt.Sprintf(" (%.0fs)", r.UnhealthyS)
 		}
 		notReady := "no"
-		if r.NotReadyLines > 0 {
+		switch {
+		case r.NotReadyLines == 1:
+			notReady = "YES (1 line)"
+		case r.NotReadyLines > 1:
 			notReady = fmt.Sprintf("YES (%d lines)", r.NotReadyLines)
 		}
 		side := yn(r.SideEffect)
