@@ -83,9 +83,10 @@ if [ -n "$todo" ]; then
 		# (kubectl's sortorder); its code lives on at github.com/fvbommel/util.
 		args+=(-replace="vbom.ml/util=github.com/fvbommel/util@v0.0.0-20160121211510-db5cfe13f5cc")
 	fi
-	if [ "$minor" -le 21 ]; then
+	if [ "$minor" -le 22 ]; then
 		# reflect2 v1.0.1 (via json-iterator) reads Go's map internals
-		# and crashes at run time on Go >= 1.18; take the one 1.36 uses.
+		# and crashes at run time on Go >= 1.18 (1.23 moved to v1.0.2);
+		# take the one 1.36 uses.
 		args+=(-require="github.com/modern-go/reflect2@v1.0.3-0.20250322232337-35a7c28c31ee")
 	fi
 	"$GO" mod edit "${args[@]}"
