@@ -391,6 +391,14 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		// KUBE-MARK-DROP exists" where iptables is missing).
 		kcfg["makeIPTablesUtilChains"] = false
 	}
+	if n.kubeMinor < 26 {
+		// Their device manager keeps its checkpoint in the fixed
+		// /var/lib/kubelet/device-plugins, whatever --root-dir says: two
+		// such kubelets at once race on it and reject pods ("Allocate
+		// failed due to failed to write checkpoint file", seen with
+		// 1.18). The gate (GA in 1.26) swaps in a stub.
+		kcfg["featureGates"] = map[string]bool{"DevicePlugins": false}
+	}
 	data, err := json.MarshalIndent(kcfg, "", "  ")
 	if err != nil {
 		t.Fatal(err)
