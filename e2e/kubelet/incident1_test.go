@@ -357,8 +357,10 @@ func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu 
 	}
 	r.stopCalls = n.fakeLogMatches("method=StopContainer", "id="+workID)
 	r.removeCalls = n.fakeLogMatches("method=RemoveContainer", "id="+workID)
-	for _, l := range n.fakeLogMatches("method=CreateContainer", `name:\"work\"`) {
-		if strings.Contains(l.text, "CreateContainer with") {
+	// containerd's entry line: `CreateContainer within sandbox "<id>" for
+	// container &ContainerMetadata{Name:work,Attempt:N,}`.
+	for _, l := range n.fakeLogMatches("method=CreateContainer", "for container &ContainerMetadata{Name:"+incident.Container+",") {
+		if strings.Contains(l.text, "CreateContainer within sandbox") {
 			r.creates++
 		}
 	}
@@ -366,7 +368,7 @@ func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu 
 		tl.add(l.at, "kubelet: %s", excerpt(l.text, "Killing"))
 	}
 	for _, l := range r.stopCalls {
-		if strings.Contains(l.text, "StopContainer with") {
+		if isStopEntry(l.text) {
 			tl.add(l.at, "fakecontainerd: StopContainer on dying/work")
 		}
 	}
@@ -392,13 +394,33 @@ func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu 
 // killedFinished: kubelet stopped, killed or recreated the container after
 // it had finished normally.
 func (r *incident1Result) killedFinished() bool {
+	return r.killedAfterExit() || r.recreated()
+}
+
+// killedAfterExit: kubelet logged a kill of the dying pod or called
+// StopContainer on its container after the exit. Kubelet 1.18 does that
+// to every finished pod whose sandbox is still up ("Killing unwanted pod"
+// in its housekeeping), so on its own it is not the field's side effect.
+func (r *incident1Result) killedAfterExit() bool {
 	stops := 0
 	for _, l := range r.stopCalls {
-		if strings.Contains(l.text, "StopContainer with") && l.at.After(r.exit) {
+		if isStopEntry(l.text) && l.at.After(r.exit) {
 			stops++
 		}
 	}
-	return len(r.killLines) > 0 || stops > 0 || r.creates > 1 || r.restartCount > 0 || r.containersNow > 1 || r.sandboxesNow > 1
+	return len(r.killLines) > 0 || stops > 0
+}
+
+// isStopEntry is containerd's entry line of a StopContainer call:
+// `StopContainer for "<id>" with timeout N (s)`.
+func isStopEntry(line string) bool {
+	return strings.Contains(line, "StopContainer for") && strings.Contains(line, "with timeout")
+}
+
+// recreated: the field's side effect, a second container or sandbox for
+// the finished pod.
+func (r *incident1Result) recreated() bool {
+	return r.creates > 1 || r.restartCount > 0 || r.containersNow > 1 || r.sandboxesNow > 1
 }
 
 // armResult is r as the version matrix tabulates it.
@@ -407,12 +429,12 @@ func (r *incident1Result) armResult(n *node, arm string) incident.ArmResult {
 		Kubelet: n.kubeVersion, Arm: arm,
 		PLEGUnhealthy: len(r.spells) > 0, MaxRelistGapS: r.maxRelistAge.Seconds(),
 		NotReadyLines: len(r.plegLog), LongestListS: r.longestList.Seconds(),
-		SideEffect: r.killedFinished(), Restarts: r.restartCount, FinalPhase: r.finalPod.Status.Phase,
+		SideEffect: r.recreated(), KilledAfterExit: r.killedAfterExit(), Restarts: r.restartCount, FinalPhase: r.finalPod.Status.Phase,
 	}
 	for _, sp := range r.spells {
 		out.UnhealthyS += sp.to.Sub(sp.from).Seconds()
 	}
-	if out.SideEffect {
+	if out.SideEffect || out.KilledAfterExit {
 		out.SideEffectWhy = r.sideEffect()
 	}
 	return out

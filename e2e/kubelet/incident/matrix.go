@@ -31,13 +31,16 @@ type ArmResult struct {
 	// an API server posts as Ready=False (standalone it posts nothing).
 	NotReadyLines int     `json:"not_ready_lines"`
 	LongestListS  float64 `json:"longest_list_s"`
-	// SideEffect: kubelet killed, stopped or recreated the dying pod's
-	// container after it had finished normally; SideEffectWhy says which
-	// signs were seen.
-	SideEffect    bool   `json:"side_effect"`
-	SideEffectWhy string `json:"side_effect_why"`
-	Restarts      int    `json:"restarts"`
-	FinalPhase    string `json:"final_phase"`
+	// SideEffect is the field's: kubelet recreated the dying pod's
+	// container (or sandbox) after it had finished normally.
+	// KilledAfterExit: kubelet killed the pod or stopped the container
+	// after its exit (kubelet 1.18 does so to every finished pod).
+	// SideEffectWhy says which signs were seen.
+	SideEffect      bool   `json:"side_effect"`
+	KilledAfterExit bool   `json:"killed_after_exit"`
+	SideEffectWhy   string `json:"side_effect_why"`
+	Restarts        int    `json:"restarts"`
+	FinalPhase      string `json:"final_phase"`
 }
 
 // WriteResult writes r into dir as ResultFile.
@@ -105,7 +108,7 @@ func armRank(arm string) int {
 // WriteTable prints one row per kubelet version and arm.
 func WriteTable(w io.Writer, rs []ArmResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KUBELET\tARM\tPLEG UNHEALTHY\tLARGEST RELIST GAP\t\"PLEG IS NOT HEALTHY\" (READY=FALSE)\tLONGEST LIST\tSIDE EFFECT\tRESTARTS\tDYING POD")
+	fmt.Fprintln(tw, "KUBELET\tARM\tPLEG UNHEALTHY\tLARGEST RELIST GAP\t\"PLEG IS NOT HEALTHY\" (READY=FALSE)\tLONGEST LIST\tKILLED AFTER EXIT\tRECREATED (SIDE EFFECT)\tRESTARTS\tDYING POD")
 	yn := func(b bool) string {
 		if b {
 			return "YES"
@@ -124,12 +127,8 @@ func WriteTable(w io.Writer, rs []ArmResult) error {
 		case r.NotReadyLines > 1:
 			notReady = fmt.Sprintf("YES (%d lines)", r.NotReadyLines)
 		}
-		side := yn(r.SideEffect)
-		if r.SideEffect {
-			side += " (" + r.SideEffectWhy + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0fs\t%s\t%.0fs\t%s\t%d\t%s\n",
-			r.Kubelet, r.Arm, unhealthy, r.MaxRelistGapS, notReady, r.LongestListS, side, r.Restarts, strings.ToLower(r.FinalPhase))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0fs\t%s\t%.0fs\t%s\t%s\t%d\t%s\n",
+			r.Kubelet, r.Arm, unhealthy, r.MaxRelistGapS, notReady, r.LongestListS, yn(r.KilledAfterExit), yn(r.SideEffect), r.Restarts, strings.ToLower(r.FinalPhase))
 	}
 	return tw.Flush()
 }
