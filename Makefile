@@ -117,7 +117,7 @@ bench: build
 # then runs kubelet standalone against bin/fakecontainerd. Logs of every run
 # are kept under e2e/kubelet/_logs/<test>/.
 KUBE_VERSION      ?= v1.36.3
-E2E_KUBELET_FLAGS ?= -timeout 45m -parallel 3
+E2E_KUBELET_FLAGS ?= -timeout 45m -parallel 4
 e2e-kubelet: build
 	@kubelet=$$(cd e2e/kubelet && KUBE_VERSION=$(KUBE_VERSION) GO=$(GO) ./build-kubelet.sh) && \
 	cd e2e/kubelet && FAKECONTAINERD=$(CURDIR)/$(BIN) KUBELET=$$kubelet KUBE_VERSION=$(KUBE_VERSION) \
