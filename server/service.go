@@ -268,6 +268,7 @@ func New(ctx context.Context, o Options) (_ *Server, retErr error) {
 	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(deadline.UnaryServerGRPC(o.Clock), in.encodedLists), grpc.ForceServerCodecV2(newListCodec()))
 	runtime.RegisterRuntimeServiceServer(s.grpc, in)
 	runtime.RegisterImageServiceServer(s.grpc, in)
+	registerV1alpha2(s.grpc, in)
 	if c.metrics != nil {
 		if s.metricsEndpoint, err = serveEndpoint("metrics", "metrics.address", cfg.Metrics.Address, 0o660, c.metrics.handler(), c.log); err != nil {
 			return nil, err

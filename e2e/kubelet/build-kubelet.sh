@@ -72,11 +72,26 @@ if [ -n "$todo" ]; then
 	for m in $staging; do
 		args+=(-replace="$m=$m@$STAGING_VERSION")
 	done
+	minor=${KUBE_VERSION#v1.}
+	minor=${minor%%.*}
+	# Older releases need more, keyed by minor version (README, "Kubelet
+	# version matrix", says what each fixes and which error it avoids).
+	# k8s.io/kubernetes's own replace directives do not apply to a
+	# dependency, so these restate the ones that matter.
+	if [ "$minor" -le 19 ]; then
+		# vbom.ml is gone: the proxy answers 403 for vbom.ml/util
+		# (kubectl's sortorder); its code lives on at github.com/fvbommel/util.
+		args+=(-replace="vbom.ml/util=github.com/fvbommel/util@v0.0.0-20160121211510-db5cfe13f5cc")
+	fi
+	if [ "$minor" -le 22 ]; then
+		# reflect2 v1.0.1 (via json-iterator) reads Go's map internals
+		# and crashes at run time on Go >= 1.18 (1.23 moved to v1.0.2);
+		# take the one 1.36 uses.
+		args+=(-require="github.com/modern-go/reflect2@v1.0.3-0.20250322232337-35a7c28c31ee")
+	fi
 	"$GO" mod edit "${args[@]}"
 	echo "replaced $(echo "$staging" | wc -l) staging modules with $STAGING_VERSION" >&2
 
-	minor=${KUBE_VERSION#v1.}
-	minor=${minor%%.*}
 	ldflags="-s -w"
 	ldflags+=" -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
 	ldflags+=" -X k8s.io/component-base/version.gitMajor=1"

@@ -78,6 +78,24 @@ func kubeletBinary(t *testing.T) string {
 	return p
 }
 
+// kubeletVersion is the version `kubelet --version` prints and its minor
+// ("Kubernetes v1.19.16" gives "v1.19.16", 19).
+func kubeletVersion(t *testing.T, bin string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", bin, err)
+	}
+	m := kubeletVersionRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s --version printed %q, want Kubernetes v1.N.M", bin, out)
+	}
+	minor, _ := strconv.Atoi(string(m[2]))
+	return string(m[1]), minor
+}
+
+var kubeletVersionRE = regexp.MustCompile(`Kubernetes (v1\.([0-9]+)\.[0-9]+)`)
+
 // logRoot is where every test keeps its logs: $E2E_LOG_DIR or _logs here.
 func logRoot() string {
 	if d := os.Getenv("E2E_LOG_DIR"); d != "" {
@@ -257,6 +275,13 @@ type node struct {
 	http     *http.Client
 	started  time.Time
 	timeline *timeline
+	// kubeVersion is what kubelet --version says ("v1.19.16"), kubeMinor
+	// its minor version (19).
+	kubeVersion string
+	kubeMinor   int
+	// expectf reports an outcome that differs from an arm's expectation
+	// (errorf, or a log line in report-only mode).
+	expectf func(format string, args ...any)
 }
 
 // nodeOptions configure a node: the fakecontainerd config overlay (read on
@@ -284,6 +309,7 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		if err := os.RemoveAll(work); err != nil {
 			t.Logf("remove %s: %v", work, err)
 		}
+		removeHostPodLogs(t, name, opts.pods)
 	})
 	n := &node{
 		t: t, name: name, logDir: logDir, workDir: work,
@@ -359,8 +385,29 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 			"anonymous": map[string]any{"enabled": true},
 			"webhook":   map[string]any{"enabled": false},
 		},
-		"authorization":            map[string]any{"mode": "AlwaysAllow"},
-		"containerRuntimeEndpoint": "unix://" + n.socket,
+		"authorization": map[string]any{"mode": "AlwaysAllow"},
+	}
+	// Kubelets before 1.27 take the runtime from flags, and before 1.24
+	// default to dockershim. Keys a kubelet does not know (failCgroupV1,
+	// podLogsDir, ...) fail its strict decoding; it then decodes
+	// leniently and logs a warning ("using lenient decoding").
+	var runtimeFlags []string
+	if n.kubeVersion, n.kubeMinor = kubeletVersion(t, kubeletBin); n.kubeMinor >= 27 {
+		kcfg["containerRuntimeEndpoint"] = "unix://" + n.socket
+	} else {
+		runtimeFlags = []string{"--container-runtime=remote", "--container-runtime-endpoint=unix://" + n.socket}
+		// They also add KUBE-MARK-DROP and friends to the host's
+		// iptables (seen: "Failed to ensure that nat chain
+		// KUBE-MARK-DROP exists" where iptables is missing).
+		kcfg["makeIPTablesUtilChains"] = false
+	}
+	if n.kubeMinor < 26 {
+		// Their device manager keeps its checkpoint in the fixed
+		// /var/lib/kubelet/device-plugins, whatever --root-dir says: two
+		// such kubelets at once race on it and reject pods ("Allocate
+		// failed due to failed to write checkpoint file", seen with
+		// 1.18). The gate (GA in 1.26) swaps in a stub.
+		kcfg["featureGates"] = map[string]bool{"DevicePlugins": false}
 	}
 	maps.Copy(kcfg, opts.kubeletConfig)
 	data, err := json.MarshalIndent(kcfg, "", "  ")
@@ -374,7 +421,7 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 	n.started = time.Now()
 	// --cert-dir defaults to /var/lib/kubelet/pki whatever --root-dir says.
 	n.kubelet = startProc(t, name+"/kubelet", filepath.Join(logDir, "kubelet.log"), kubeletBin,
-		"--config="+kcfgPath, "--root-dir="+filepath.Join(work, "kubelet"), "--cert-dir="+filepath.Join(work, "kubelet", "pki"), "--hostname-override="+name, "--v=3", "--vmodule=generic=5")
+		append([]string{"--config=" + kcfgPath, "--root-dir=" + filepath.Join(work, "kubelet"), "--cert-dir=" + filepath.Join(work, "kubelet", "pki"), "--hostname-override=" + name, "--v=3", "--vmodule=generic=5"}, runtimeFlags...)...)
 	n.waitFor("kubelet to answer on its read-only port", time.Minute, func() error {
 		if n.kubelet.exited() {
 			return errFatal{fmt.Errorf("kubelet exited: %v", n.kubelet.err)}
@@ -383,6 +430,30 @@ func startNode(t *testing.T, name, logDir string, opts nodeOptions) *node {
 		return err
 	})
 	return n
+}
+
+// removeHostPodLogs removes what kubelet insists on writing outside its
+// root dir for this node's static pods: kubelets before 1.29 (no
+// podLogsDir) write pod logs to /var/log/pods/<ns>_<pod>_<uid>, and every
+// kubelet links them from /var/log/containers/<pod>_<ns>_<container>-<id>.log.
+// A link is removed only once it dangles, so a live one of another
+// kubelet's pod of the same name stays.
+func removeHostPodLogs(t *testing.T, node string, pods []podManifest) {
+	for _, p := range pods {
+		pod := p.name + "-" + node
+		dirs, _ := filepath.Glob(filepath.Join("/var/log/pods", "default_"+pod+"_*"))
+		for _, d := range dirs {
+			if err := os.RemoveAll(d); err != nil {
+				t.Logf("remove %s: %v", d, err)
+			}
+		}
+		links, _ := filepath.Glob(filepath.Join("/var/log/containers", pod+"_default_*.log"))
+		for _, l := range links {
+			if _, err := os.Stat(l); errors.Is(err, os.ErrNotExist) {
+				os.Remove(l)
+			}
+		}
+	}
 }
 
 // unmountUnder detaches every mount at or below dir, deepest first.
@@ -443,6 +514,23 @@ func (n *node) waitFor(what string, within time.Duration, cond func() error) {
 		var fatal errFatal
 		if errors.As(err, &fatal) || time.Now().After(deadline) {
 			n.fatalf("waiting %v for %s: %v", within, what, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// waitOrReport is waitFor that reports a timeout as an error and returns.
+func (n *node) waitOrReport(what string, within time.Duration, cond func() error) {
+	n.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.errorf("waiting %v for %s: %v", within, what, err)
+			return
 		}
 		time.Sleep(time.Second)
 	}

@@ -71,6 +71,12 @@ var incident1Arms = []incident1Arm{
 [plugins."io.fakecontainerd.v1"]
   fixes = ["stopping_state"]
 `},
+	// The refined fix: the update on a dying container succeeds without
+	// calling the shim, so kubelet never sees it fail.
+	{name: "stopping_state_refined", fakeConfig: `
+[plugins."io.fakecontainerd.v1"]
+  fixes = ["stopping_state_refined"]
+`},
 }
 
 // TestIncident1 runs every arm side by side (each its own fakecontainerd,
@@ -142,8 +148,10 @@ func runIncident1Arm(t *testing.T, arm incident1Arm) {
 	// Watch the whole window, then until kubelet has recorded the end of
 	// the job and is healthy.
 	time.Sleep(time.Until(exit.Add(observeFor)))
+	// Not fatal when it times out: a kubelet that recreated the
+	// container may keep the pod running, and what it did is the result.
 	var final kubePod
-	n.waitFor("kubelet to report dying Succeeded or Failed, PLEG fresh", 3*time.Minute, func() error {
+	n.waitOrReport("kubelet to report dying Succeeded or Failed, PLEG fresh", 3*time.Minute, func() error {
 		p, err := n.pod("dying")
 		if err != nil {
 			return err
@@ -171,9 +179,22 @@ func runIncident1Arm(t *testing.T, arm incident1Arm) {
 		t.Log(err)
 	}
 
+	if err := incident.WriteResult(logDir, res.armResult(n, arm.name)); err != nil {
+		t.Error(err)
+	}
+
 	// --- Assertions ---
+	// The wants are what kubelet 1.36 showed. E2E_REPORT_ONLY=1 (the
+	// version matrix) logs a difference instead of failing: there the
+	// table is the result; the harness's own failures still fail.
+	n.expectf = n.errorf
+	if os.Getenv("E2E_REPORT_ONLY") != "" {
+		n.expectf = func(format string, args ...any) {
+			t.Logf("differs from kubelet 1.36's expectation: "+format, args...)
+		}
+	}
 	if arm.wantListStall != (res.longestList > time.Minute) {
-		n.errorf("ListContainers longest call %v; want a stall over a minute: %v", res.longestList.Round(time.Second), arm.wantListStall)
+		n.expectf("ListContainers longest call %v; want a stall over a minute: %v", res.longestList.Round(time.Second), arm.wantListStall)
 	}
 	// Kubelet's PLEG health, from its own relists (exact) and its
 	// /metrics gauge. The "PLEG is not healthy" log line is reported but
@@ -183,25 +204,25 @@ func runIncident1Arm(t *testing.T, arm incident1Arm) {
 	unhealthy := len(res.spells) > 0 || res.maxPLEGAge > plegThreshold || len(res.plegLog) > 0
 	if arm.wantUnhealthy {
 		if len(res.spells) == 0 {
-			n.errorf("kubelet's PLEG relists (its log) never left a gap over %v; largest %v", plegThreshold, res.maxRelistAge.Round(time.Second))
+			n.expectf("kubelet's PLEG relists (its log) never left a gap over %v; largest %v", plegThreshold, res.maxRelistAge.Round(time.Second))
 		}
 		if res.maxPLEGAge <= plegThreshold {
-			n.errorf("kubelet_pleg_last_seen_seconds was at most %v old, want past %v", res.maxPLEGAge.Round(time.Second), plegThreshold)
+			n.expectf("kubelet_pleg_last_seen_seconds was at most %v old, want past %v", res.maxPLEGAge.Round(time.Second), plegThreshold)
 		}
 		if res.recovered.IsZero() {
-			n.errorf("kubelet's PLEG did not recover within the window")
+			n.expectf("kubelet's PLEG did not recover within the window")
 		}
 	} else if unhealthy {
-		n.errorf("kubelet's PLEG went unhealthy (%d spells, largest relist gap %v, /metrics age up to %v, %d \"PLEG is not healthy\" lines); want healthy throughout",
+		n.expectf("kubelet's PLEG went unhealthy (%d spells, largest relist gap %v, /metrics age up to %v, %d \"PLEG is not healthy\" lines); want healthy throughout",
 			len(res.spells), res.maxRelistAge.Round(time.Second), res.maxPLEGAge.Round(time.Second), len(res.plegLog))
 	}
 	if killed := res.killedFinished(); killed != arm.wantKillsFinished {
-		n.errorf("kubelet killed or recreated the finished container: %v, want %v (%s)", killed, arm.wantKillsFinished, res.sideEffect())
+		n.expectf("kubelet killed or recreated the finished container: %v, want %v (%s)", killed, arm.wantKillsFinished, res.sideEffect())
 	}
 	// The job itself finished normally whatever the arm: kubelet must end
 	// with the pod Succeeded and the container's exit code 0.
 	if final.Status.Phase != "Succeeded" {
-		n.errorf("dying ended %s, want Succeeded (it exited 0)", final)
+		n.expectf("dying ended %s, want Succeeded (it exited 0)", final)
 	}
 }
 
@@ -294,6 +315,8 @@ func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu 
 	if !r.gaugeRecovered.IsZero() {
 		tl.add(r.gaugeRecovered, "/metrics: kubelet_pleg_last_seen_seconds fresh again")
 	}
+	// 1.20 on: "Generic (PLEG): container finished"; before, at V(4)
+	// (not logged here), "GenericPLEG: <pod>/<id>: running -> exited".
 	for _, x := range n.kubeletLogMatches("Generic (PLEG): container finished") {
 		if strings.Contains(x.text, workID) {
 			r.kubeletSawExit = x.at
@@ -324,8 +347,10 @@ func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu 
 	}
 	r.stopCalls = n.fakeLogMatches("method=StopContainer", "id="+workID)
 	r.removeCalls = n.fakeLogMatches("method=RemoveContainer", "id="+workID)
-	for _, l := range n.fakeLogMatches("method=CreateContainer", `name:\"work\"`) {
-		if strings.Contains(l.text, "CreateContainer with") {
+	// containerd's entry line: `CreateContainer within sandbox "<id>" for
+	// container &ContainerMetadata{Name:work,Attempt:N,}`.
+	for _, l := range n.fakeLogMatches("method=CreateContainer", "for container &ContainerMetadata{Name:"+incident.Container+",") {
+		if strings.Contains(l.text, "CreateContainer within sandbox") {
 			r.creates++
 		}
 	}
@@ -333,7 +358,7 @@ func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu 
 		tl.add(l.at, "kubelet: %s", excerpt(l.text, "Killing"))
 	}
 	for _, l := range r.stopCalls {
-		if strings.Contains(l.text, "StopContainer with") {
+		if isStopEntry(l.text) {
 			tl.add(l.at, "fakecontainerd: StopContainer on dying/work")
 		}
 	}
@@ -359,13 +384,50 @@ func collectIncident1(t *testing.T, n *node, workID string, exit time.Time, cpu 
 // killedFinished: kubelet stopped, killed or recreated the container after
 // it had finished normally.
 func (r *incident1Result) killedFinished() bool {
+	return r.killedAfterExit() || r.recreated()
+}
+
+// killedAfterExit: kubelet logged a kill of the dying pod or called
+// StopContainer on its container after the exit. Kubelet 1.18 does that
+// to every finished pod whose sandbox is still up ("Killing unwanted pod"
+// in its housekeeping), so on its own it is not the field's side effect.
+func (r *incident1Result) killedAfterExit() bool {
 	stops := 0
 	for _, l := range r.stopCalls {
-		if strings.Contains(l.text, "StopContainer with") && l.at.After(r.exit) {
+		if isStopEntry(l.text) && l.at.After(r.exit) {
 			stops++
 		}
 	}
-	return len(r.killLines) > 0 || stops > 0 || r.creates > 1 || r.restartCount > 0 || r.containersNow > 1 || r.sandboxesNow > 1
+	return len(r.killLines) > 0 || stops > 0
+}
+
+// isStopEntry is containerd's entry line of a StopContainer call:
+// `StopContainer for "<id>" with timeout N (s)`.
+func isStopEntry(line string) bool {
+	return strings.Contains(line, "StopContainer for") && strings.Contains(line, "with timeout")
+}
+
+// recreated: the field's side effect, a second container or sandbox for
+// the finished pod.
+func (r *incident1Result) recreated() bool {
+	return r.creates > 1 || r.restartCount > 0 || r.containersNow > 1 || r.sandboxesNow > 1
+}
+
+// armResult is r as the version matrix tabulates it.
+func (r *incident1Result) armResult(n *node, arm string) incident.ArmResult {
+	out := incident.ArmResult{
+		Kubelet: n.kubeVersion, Arm: arm,
+		PLEGUnhealthy: len(r.spells) > 0, MaxRelistGapS: r.maxRelistAge.Seconds(),
+		NotReadyLines: len(r.plegLog), LongestListS: r.longestList.Seconds(),
+		SideEffect: r.recreated(), KilledAfterExit: r.killedAfterExit(), Restarts: r.restartCount, FinalPhase: r.finalPod.Status.Phase,
+	}
+	for _, sp := range r.spells {
+		out.UnhealthyS += sp.to.Sub(sp.from).Seconds()
+	}
+	if out.SideEffect || out.KilledAfterExit {
+		out.SideEffectWhy = r.sideEffect()
+	}
+	return out
 }
 
 func (r *incident1Result) sideEffect() string {
@@ -407,6 +469,9 @@ func (r *incident1Result) String() string {
 	return b.String()
 }
 
+// relistStart is the line that starts a global relist, structured or not.
+var relistStart = regexp.MustCompile(`GenericPLEG: Relisting("|\s*$)`)
+
 // plegAge is the age in kubelet's "PLEG is not healthy" message.
 var plegAge = regexp.MustCompile(`pleg was last seen active ([0-9.hmsµn]+) ago`)
 
@@ -436,7 +501,14 @@ type plegSpell struct {
 // apart, so a relist's list has returned by the next start minus 1 s (the
 // recovery time below is that upper bound). Also returns the largest gap.
 func (n *node) plegSpells() ([]plegSpell, time.Duration) {
-	starts := n.kubeletLogMatches(`"GenericPLEG: Relisting"`)
+	// Quoted in 1.20 on ("GenericPLEG: Relisting Pod" is the per-pod
+	// relist, not this); bare at the end of the line before.
+	var starts []logLine
+	for _, l := range n.kubeletLogMatches(`GenericPLEG: Relisting`) {
+		if relistStart.MatchString(l.text) {
+			starts = append(starts, l)
+		}
+	}
 	fails := n.kubeletLogMatches("GenericPLEG: Unable to retrieve pods")
 	var (
 		spells []plegSpell
@@ -462,4 +534,22 @@ func (n *node) plegSpells() ([]plegSpell, time.Duration) {
 		prevOK = start
 	}
 	return spells, maxGap
+}
+
+// TestRelistStart: the relist-start line of every kubelet version the
+// matrix runs, and not the per-pod relist of 1.36.
+func TestRelistStart(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want bool
+	}{
+		{`I1203 14:01:02.123456   12345 generic.go:191] GenericPLEG: Relisting`, true},                   // 1.19
+		{`I1203 14:01:02.123456   12345 generic.go:298] "GenericPLEG: Relisting"`, true},                 // 1.36
+		{`I1203 14:01:02.123456   12345 generic.go:426] "GenericPLEG: Relisting Pod" podUID="a"`, false}, // 1.36 per pod
+		{`E1203 14:01:02.123456   12345 generic.go:205] GenericPLEG: Unable to retrieve pods: rpc error`, false},
+	} {
+		if got := relistStart.MatchString(c.line); got != c.want {
+			t.Errorf("relistStart(%q) = %v, want %v", c.line, got, c.want)
+		}
+	}
 }
