@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -247,10 +248,25 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 		vars = append(vars, "HOSTNAME="+env.Hostname)
 	}
 	m := &machine{env: env, notFound: p.interactive && env.Stdin != nil}
+	stdin := env.Stdin
+	if p.interactive && env.Stdin != nil {
+		// The shell reads its commands from the same stdin its commands
+		// read, as sh does from its fd 0. The interpreter copies any stdin
+		// that is not an *os.File into a pipe of its own from a goroutine
+		// that would race the parser for the input; one pipe shared by both
+		// means one reader at a time: the parser between commands, the
+		// command while it runs.
+		pr, err := sharedStdin(ctx, env.Stdin)
+		if err != nil {
+			return 0, fmt.Errorf("stdin of %q: %w", p.args, err)
+		}
+		defer pr.Close()
+		stdin = pr
+	}
 	r, err := interp.New(
 		interp.Env(expand.ListEnviron(vars...)),
 		interp.Params(p.params...),
-		interp.StdIO(env.Stdin, stdout, stderr),
+		interp.StdIO(stdin, stdout, stderr),
 		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return m.exec }),
 		interp.OpenHandler(m.open),
 		interp.StatHandler(m.stat),
@@ -264,7 +280,7 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 	// directory is the model's, so set it after the checks.
 	r.Dir = env.Dir
 	if p.interactive && env.Stdin != nil {
-		return p.runInteractive(ctx, r, env.Stdin, stderr)
+		return p.runInteractive(ctx, r, stdin, stderr)
 	}
 	err = r.Run(ctx, p.file)
 	if ctx.Err() != nil {
@@ -289,7 +305,9 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 // EOF ends it.
 func (p *Program) runInteractive(ctx context.Context, r *interp.Runner, stdin io.Reader, stderr io.Writer) (int, error) {
 	code := 0
-	for stmts, perr := range syntax.NewParser(syntax.Variant(p.lang)).InteractiveSeq(stdin) {
+	// One byte a read, as sh reads commands from a pipe, so that what
+	// follows a command's line is left for the command to read.
+	for stmts, perr := range syntax.NewParser(syntax.Variant(p.lang)).InteractiveSeq(byteReader{stdin}) {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -318,6 +336,31 @@ func (p *Program) runInteractive(ctx context.Context, r *interp.Runner, stdin io
 		}
 	}
 	return code, nil
+}
+
+// byteReader reads at most one byte at a time.
+type byteReader struct{ r io.Reader }
+
+func (b byteReader) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return b.r.Read(p)
+}
+
+// sharedStdin copies in into an os.Pipe and returns its read end, which
+// ctx's end closes so that a read blocked on it returns.
+func sharedStdin(ctx context.Context, in io.Reader) (*os.File, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		io.Copy(pw, in) // ends at in's EOF, or when pr is closed
+		pw.Close()
+	}()
+	context.AfterFunc(ctx, func() { pr.Close() })
+	return pr, nil
 }
 
 func (p *Program) shellName() string { return path.Base(p.args[0]) }
