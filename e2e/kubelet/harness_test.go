@@ -505,32 +505,32 @@ type errFatal struct{ error }
 // (naming the log folder) on timeout or on an errFatal.
 func (n *node) waitFor(what string, within time.Duration, cond func() error) {
 	n.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		var fatal errFatal
-		if errors.As(err, &fatal) || time.Now().After(deadline) {
-			n.fatalf("waiting %v for %s: %v", within, what, err)
-		}
-		time.Sleep(time.Second)
+	if err := poll(within, cond); err != nil {
+		n.fatalf("waiting %v for %s: %v", within, what, err)
 	}
 }
 
 // waitOrReport is waitFor that reports a timeout as an error and returns.
 func (n *node) waitOrReport(what string, within time.Duration, cond func() error) {
 	n.t.Helper()
+	if err := poll(within, cond); err != nil {
+		n.errorf("waiting %v for %s: %v", within, what, err)
+	}
+}
+
+// poll calls cond every second until it returns nil (poll returns nil),
+// returns an errFatal, or within has passed (poll returns cond's last
+// error).
+func poll(within time.Duration, cond func() error) error {
 	deadline := time.Now().Add(within)
 	for {
 		err := cond()
 		if err == nil {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			n.errorf("waiting %v for %s: %v", within, what, err)
-			return
+		var fatal errFatal
+		if errors.As(err, &fatal) || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(time.Second)
 	}
