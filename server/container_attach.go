@@ -69,11 +69,21 @@ func (c *criService) attachContainer(ctx context.Context, id string, stdin io.Re
 		task.WaitExit(ctx)
 		close(exited)
 	}()
+	// Follow the log from its end before any of the client's stdin reaches
+	// the process, or the output of that stdin could be written before the
+	// follower's starting point and never reach the client.
+	var f *logFollower
+	if cntr.LogPath != "" {
+		if f, err = newLogFollower(cntr.LogPath); err != nil {
+			return fmt.Errorf("failed to attach to the output of container %q: %w", id, err)
+		}
+		defer f.close()
+	}
 	detached := make(chan struct{})
 	if stdin != nil && cntr.Config.GetStdin() {
 		go c.attachStdin(ctx, id, task, stdin, cntr.Config.GetStdinOnce() && !tty, detached)
 	}
-	if cntr.LogPath == "" {
+	if f == nil {
 		select {
 		case <-exited:
 		case <-detached:
@@ -81,11 +91,6 @@ func (c *criService) attachContainer(ctx context.Context, id string, stdin io.Re
 		}
 		return nil
 	}
-	f, err := newLogFollower(cntr.LogPath)
-	if err != nil {
-		return fmt.Errorf("failed to attach to the output of container %q: %w", id, err)
-	}
-	defer f.close()
 	for {
 		if err := f.copyTo(stdout, stderr); err != nil {
 			return nil // the client went away
