@@ -259,7 +259,7 @@ func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, k
 		// naming the kind from 2.0.
 		switch em.c.config.Plugins.Fake.ContainerdVersion {
 		case configs.ContainerdV2:
-			em.c.log.WithField("id", id).Infof("received %s exit event %s", kindWords[kind], em.c.eventString(e))
+			em.c.log.WithField("id", id).Infof("received %s exit event %s", exitKindWords(kind), em.c.eventString(e))
 		case configs.ContainerdV17:
 			em.c.log.WithField("id", id).Infof("received exit event %s", em.c.eventString(e))
 		default:
@@ -275,10 +275,15 @@ func (em *eventMonitor) startExitMonitor(id string, pid uint32, wait exitWait, k
 	return stopCh
 }
 
-// kindWords name an exit in 2.x's "received ... exit event" line
+// exitKindWords names an exit in 2.x's "received ... exit event" line
 // (internal/cri/server/events.go; a sandbox's is its podsandbox
 // controller's).
-var kindWords = map[string]string{"container": "container", "sandbox": "sandbox container"}
+func exitKindWords(kind string) string {
+	if kind == "sandbox" {
+		return "sandbox container"
+	}
+	return kind
+}
 
 // handleContainerExit is containerd's: delete the task (State, kill-wait,
 // State, shim Delete, all under the caller's 10 s deadline) and only then

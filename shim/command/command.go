@@ -256,11 +256,11 @@ func (p *Program) Run(ctx context.Context, env Env) (code int, err error) {
 		// that would race the parser for the input; one pipe shared by both
 		// means one reader at a time: the parser between commands, the
 		// command while it runs.
-		pr, err := sharedStdin(ctx, env.Stdin)
+		pr, closeStdin, err := sharedStdin(ctx, env.Stdin)
 		if err != nil {
 			return 0, fmt.Errorf("stdin of %q: %w", p.args, err)
 		}
-		defer pr.Close()
+		defer closeStdin()
 		stdin = pr
 	}
 	r, err := interp.New(
@@ -348,19 +348,24 @@ func (b byteReader) Read(p []byte) (int, error) {
 	return b.r.Read(p)
 }
 
-// sharedStdin copies in into an os.Pipe and returns its read end, which
-// ctx's end closes so that a read blocked on it returns.
-func sharedStdin(ctx context.Context, in io.Reader) (*os.File, error) {
+// sharedStdin copies in into an os.Pipe and returns its read end and the
+// function that closes it; ctx's end closes it too, so that a read blocked
+// on it returns.
+func sharedStdin(ctx context.Context, in io.Reader) (*os.File, func(), error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	go func() {
 		io.Copy(pw, in) // ends at in's EOF, or when pr is closed
 		pw.Close()
 	}()
-	context.AfterFunc(ctx, func() { pr.Close() })
-	return pr, nil
+	stop := context.AfterFunc(ctx, func() { pr.Close() })
+	return pr, func() {
+		if stop() {
+			pr.Close()
+		}
+	}, nil
 }
 
 func (p *Program) shellName() string { return path.Base(p.args[0]) }
